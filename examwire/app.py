@@ -1,0 +1,97 @@
+"""The app factory: routes, and a lifespan that builds every shared resource.
+
+Nothing is built at import time: ``create_app(settings)`` returns a Starlette
+app whose lifespan connects to Redis, registers the Lua scripts, starts the
+control-channel subscriber and the deadline sweeper, and tears them down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import AsyncIterator
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from starlette.applications import Starlette
+from starlette.routing import Route, WebSocketRoute
+
+from handlers import candidate, http
+from handlers.auth import Authenticator
+from handlers.context import Context
+from handlers.expiry import sweeper
+from handlers.hub import Hub
+from storage.attempts import RedisAttempts
+from storage.exams import ExamCache, RedisExams
+from storage.scripts import Scripts
+
+from .settings import Settings
+
+log = logging.getLogger("examwire")
+
+
+def connect_redis(url: str, *, max_connections: int) -> Redis:
+    """A client on a blocking pool: callers wait for a connection instead of failing past the cap."""
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=10, decode_responses=True, health_check_interval=30
+    )
+    return Redis.from_pool(pool)
+
+
+def create_app(settings: Settings) -> Starlette:
+    if settings.redis_url is None:
+        raise ValueError("settings.redis_url must be set (embedded mode fills it in before building the app)")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        redis = connect_redis(settings.redis_url, max_connections=settings.redis_max_connections)  # type: ignore[arg-type]
+        scripts = Scripts.register(redis)
+        hub = Hub(redis)
+        ctx = Context(
+            settings=settings,
+            redis=redis,
+            scripts=scripts,
+            attempts=RedisAttempts(redis, scripts),
+            exams=ExamCache(RedisExams(redis, scripts)),
+            hub=hub,
+            auth=Authenticator(
+                algorithms=settings.jwt_algorithms,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+                secret=settings.jwt_secret if settings.jwks_url is None else None,
+                jwks_url=settings.jwks_url,
+            ),
+        )
+        app.state.ctx = ctx
+        tasks = [asyncio.create_task(hub.run(), name="hub"), asyncio.create_task(sweeper(ctx), name="sweeper")]
+        try:
+            await asyncio.wait_for(hub.subscribed.wait(), timeout=10)
+        except TimeoutError:
+            log.warning('{"event":"control_channel_slow"}')
+        ctx.event("node_started", redis=_redacted(settings.redis_url))
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await redis.aclose()
+            ctx.event("node_stopped")
+
+    routes = [
+        Route("/healthz", http.healthz),
+        Route("/readyz", http.readyz),
+        Route("/v1/exams/{exam_id}", http.put_exam, methods=["PUT"]),
+        Route("/v1/exams/{exam_id}", http.get_exam, methods=["GET"]),
+        Route("/v1/attempts/{attempt}", http.get_attempt, methods=["GET"]),
+        WebSocketRoute("/v1/exams/{exam_id}/attempt", candidate.endpoint),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _redacted(url: str | None) -> str | None:
+    """The URL without a password."""
+    if url is None or "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"

@@ -1,0 +1,156 @@
+"""Settings: read once from ``EXAMWIRE_*`` environment variables into a frozen object.
+
+Nothing else in the code base reads the environment. ``Settings.from_env`` is
+called by the command line; the app factory takes the resulting object.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "examwire"
+
+
+def _secret_file(data_dir: Path, name: str) -> str:
+    """Return the secret stored in ``data_dir/name``, creating it (mode 0600) if absent."""
+    path = data_dir / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of one engine node.
+
+    ``redis_url`` None means embedded mode: the command line starts a private
+    Redis in ``data_dir`` and fills it in before the app is built.
+    """
+
+    data_dir: Path
+    jwt_secret: str | None
+    secret: str
+    jwt_audience: str = "examwire"
+    jwt_issuer: str | None = None
+    jwks_url: str | None = None
+    jwt_algorithms: tuple[str, ...] = ("HS256",)
+    redis_url: str | None = None
+    mongodb_url: str | None = None
+    allowed_origins: tuple[str, ...] = ()
+    answer_grace_ms: int = 2000
+    max_frame_bytes: int = 65536
+    batch_size: int = 10
+    hello_timeout_s: float = 10.0
+    rate_per_s: int = 20
+    rate_burst: int = 40
+    send_queue: int = 256
+    sweep_interval_ms: int = 250
+    time_push_interval_s: float = 60.0
+    redis_max_connections: int = 200
+    node_id: str = field(default_factory=lambda: secrets.token_hex(4))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, *, data_dir: str | Path | None = None) -> "Settings":
+        """Build settings from ``env`` (default ``os.environ``).
+
+        Secrets: ``EXAMWIRE_JWT_SECRET`` and ``EXAMWIRE_SECRET`` (seeds and
+        attempt ids) are taken from the environment; in embedded mode (no
+        ``EXAMWIRE_REDIS_URL``) a missing one is generated once into the data
+        dir. With a shared Redis they must be set, or nodes would disagree.
+        """
+        env = os.environ if env is None else env
+        ddir = Path(data_dir or env.get("EXAMWIRE_DATA_DIR") or default_data_dir()).expanduser().resolve()
+        redis_url = env.get("EXAMWIRE_REDIS_URL") or None
+        jwks_url = env.get("EXAMWIRE_JWKS_URL") or None
+        algorithms = _list(env, "EXAMWIRE_JWT_ALGORITHMS") or (("RS256",) if jwks_url else ("HS256",))
+        allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256"}
+        for alg in algorithms:
+            if alg not in allowed:
+                raise SettingsError(f"EXAMWIRE_JWT_ALGORITHMS: {alg!r} is not supported")
+        symmetric = {a.startswith("HS") for a in algorithms}
+        if len(symmetric) > 1:
+            raise SettingsError("EXAMWIRE_JWT_ALGORITHMS mixes HMAC and public-key algorithms")
+        uses_hmac = symmetric == {True}
+        if jwks_url and uses_hmac:
+            raise SettingsError("EXAMWIRE_JWKS_URL needs public-key algorithms (RS256, ES256, ...)")
+        if not jwks_url and not uses_hmac:
+            raise SettingsError("public-key EXAMWIRE_JWT_ALGORITHMS need EXAMWIRE_JWKS_URL")
+
+        jwt_secret = env.get("EXAMWIRE_JWT_SECRET") or None
+        secret = env.get("EXAMWIRE_SECRET") or None
+        if redis_url is None:
+            if uses_hmac and jwt_secret is None:
+                jwt_secret = _secret_file(ddir, "jwt-secret")
+            if secret is None:
+                secret = _secret_file(ddir, "secret")
+        else:
+            if uses_hmac and jwt_secret is None:
+                raise SettingsError("EXAMWIRE_JWT_SECRET must be set when EXAMWIRE_REDIS_URL is set")
+            if secret is None:
+                raise SettingsError("EXAMWIRE_SECRET must be set when EXAMWIRE_REDIS_URL is set")
+        if uses_hmac and jwt_secret is not None and len(jwt_secret.encode()) < 32:
+            raise SettingsError("EXAMWIRE_JWT_SECRET must be at least 32 bytes")
+
+        return cls(
+            data_dir=ddir,
+            jwt_secret=jwt_secret if uses_hmac else None,
+            secret=secret,
+            jwt_audience=env.get("EXAMWIRE_JWT_AUDIENCE") or "examwire",
+            jwt_issuer=env.get("EXAMWIRE_JWT_ISSUER") or None,
+            jwks_url=jwks_url,
+            jwt_algorithms=algorithms,
+            redis_url=redis_url,
+            mongodb_url=env.get("EXAMWIRE_MONGODB_URL") or None,
+            allowed_origins=_list(env, "EXAMWIRE_ALLOWED_ORIGINS"),
+            answer_grace_ms=_int(env, "EXAMWIRE_ANSWER_GRACE_MS", 2000, low=0, high=60_000),
+            max_frame_bytes=_int(env, "EXAMWIRE_MAX_FRAME_BYTES", 65536, low=1024, high=16 * 1024 * 1024),
+            batch_size=_int(env, "EXAMWIRE_BATCH_SIZE", 10, low=1, high=100),
+            rate_per_s=_int(env, "EXAMWIRE_RATE_PER_S", 20, low=1, high=100_000),
+            rate_burst=_int(env, "EXAMWIRE_RATE_BURST", 40, low=1, high=100_000),
+            hello_timeout_s=_int(env, "EXAMWIRE_HELLO_TIMEOUT_MS", 10_000, low=100, high=600_000) / 1000,
+            sweep_interval_ms=_int(env, "EXAMWIRE_SWEEP_INTERVAL_MS", 250, low=10, high=60_000),
+            time_push_interval_s=_int(env, "EXAMWIRE_TIME_PUSH_INTERVAL_MS", 60_000, low=100, high=600_000) / 1000,
+            send_queue=_int(env, "EXAMWIRE_SEND_QUEUE", 256, low=4, high=100_000),
+            redis_max_connections=_int(env, "EXAMWIRE_REDIS_MAX_CONNECTIONS", 200, low=4, high=10_000),
+        )
+
+    def with_redis(self, url: str) -> "Settings":
+        """A copy with ``redis_url`` filled in (embedded mode, once Redis runs)."""
+        from dataclasses import replace
+
+        return replace(self, redis_url=url)

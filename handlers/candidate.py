@@ -1,0 +1,299 @@
+"""The candidate side of the protocol: one attempt per connection.
+
+Every change goes engine first (the pure rules decide), then Redis (a
+compare-and-set commit), then the wire (the ack): an ack is sent only after the
+commit returned. When the commit finds the attempt changed under it (a
+proctor, the sweeper, another node), the session reloads and recomputes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+import engine
+from engine import FINAL, Exam, Layout, Refused, State
+from protocol import (
+    Ack,
+    Batch,
+    CloseCode,
+    Disconnect,
+    ErrorCode,
+    Pong,
+    RequestError,
+    ResultMsg,
+    StateChange,
+    Time,
+    Welcome,
+    parse_request,
+)
+from protocol import candidate as wire
+from storage import keys
+from storage.attempts import Commit, Snapshot, attempt_id
+
+from .auth import Claims
+from .connection import Connection
+from .context import Context
+from .expiry import expire
+
+EXAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+_COMMIT_TRIES = 8
+
+
+async def endpoint(ws: WebSocket) -> None:
+    """``GET /v1/exams/{exam_id}/attempt`` (WebSocket)."""
+    ctx: Context = ws.app.state.ctx
+    conn = Connection(ctx, ws)
+    await conn.run(CandidateSession(ctx, conn, ws.path_params["exam_id"]))
+
+
+def result_message(result: dict[str, Any]) -> dict[str, Any]:
+    return ResultMsg(result["score"], result["max_score"], result["percent"], result["passed"]).to_wire()
+
+
+class CandidateSession:
+    def __init__(self, ctx: Context, conn: Connection, exam_id: str) -> None:
+        self.ctx = ctx
+        self.conn = conn
+        self.exam_id = exam_id
+        self.snap: Snapshot | None = None
+        self.exam: Exam | None = None
+        self.layout: Layout | None = None
+        self.sent_hi = 0  # candidate positions [0, sent_hi) were pushed ahead by prefetch
+
+    # -- opening ---------------------------------------------------------------------
+
+    async def open(self, conn: Connection, claims: Claims) -> None:
+        ctx = self.ctx
+        if claims.role != "candidate" or not claims.may_use(self.exam_id):
+            raise Disconnect(CloseCode.FORBIDDEN, "this token may not take this exam")
+        if not EXAM_ID.match(self.exam_id):
+            raise Disconnect(CloseCode.NO_EXAM, "no such exam")
+        aid = attempt_id(ctx.secret, self.exam_id, claims.sub)
+        snap = await ctx.attempts.load(aid)
+        if snap is None:
+            exam = await ctx.exams.current(self.exam_id)
+            if exam is None:
+                raise Disconnect(CloseCode.NO_EXAM, "no such exam")
+            seed = engine.derive_seed(ctx.secret, self.exam_id, claims.sub)
+            fresh = engine.new_attempt(id=aid, exam=exam, user=claims.sub, name=claims.name, seed=seed, now=ctx.clock())
+            await ctx.attempts.create(fresh)
+            snap = await ctx.attempts.load(aid)
+            assert snap is not None
+        else:
+            exam = await ctx.exams.get(self.exam_id, snap.attempt.exam_version)
+            if exam is None:
+                raise Disconnect(CloseCode.NO_EXAM, "this exam version no longer exists")
+        self.exam, self.snap = exam, snap
+        self.layout = engine.layout(exam, snap.attempt.seed)
+        conn.log_fields.update(attempt=aid, exam=self.exam_id)
+
+        ctx.hub.add(aid, conn)
+        await ctx.attempts.claim(aid, conn.conn_id)
+        ctx.event("connect", encoding=conn.encoding.name.lower() if conn.encoding else None, **conn.log_fields)
+        if snap.attempt.state is State.ACTIVE:
+            await self._expire_if_due()
+            await self._refresh_quietly()
+        await self._welcome()
+        conn.every(ctx.settings.time_push_interval_s, ("tick",))
+
+    async def _welcome(self) -> None:
+        a, exam, now = self.snap.attempt, self.exam, self.ctx.clock()  # type: ignore[union-attr]
+        await self.conn.send(
+            Welcome(
+                attempt=a.id,
+                exam={
+                    "id": exam.id,
+                    "title": exam.title,
+                    "duration_ms": exam.duration_ms,
+                    "total": exam.total,
+                    "navigation": exam.navigation,
+                    "version": exam.version,
+                    "show_result": exam.show_result,
+                },
+                state=a.state.value,
+                server_time=now,
+                deadline=a.deadline(now),
+                remaining_ms=a.remaining_ms(now),
+                last_id=a.last_id,
+                answers=dict(a.answers),
+                flags=sorted(a.flags),
+                index=a.index,
+            ).to_wire()
+        )
+        if a.state in (State.ACTIVE, State.PAUSED):
+            size = self.ctx.settings.batch_size
+            await self._push_batch((a.index // size) * size)
+            await self._prefetch(a.index)
+        elif a.state in FINAL:
+            await self._send_result()
+
+    async def close(self) -> None:
+        if self.snap is not None:
+            aid = self.snap.attempt.id
+            self.ctx.hub.remove(aid, self.conn)
+            await self.ctx.attempts.release(aid, self.conn.conn_id)
+
+    # -- requests --------------------------------------------------------------------
+
+    async def request(self, message: dict[str, Any]) -> None:
+        req = parse_request(message)
+        if isinstance(req, wire.Ping):
+            await self.conn.send(Pong(req.ct, self.ctx.clock()).to_wire())
+        elif isinstance(req, wire.Answer):
+            await self._apply(engine.Answer(req.id, req.q, req.value), req.id)
+        elif isinstance(req, wire.Goto):
+            await self._apply(engine.Goto(req.id, req.index), req.id)
+        elif isinstance(req, wire.Flag):
+            await self._apply(engine.Flag(req.id, req.q, req.on), req.id)
+        elif isinstance(req, wire.Fetch):
+            await self._fetch(req)
+        elif isinstance(req, wire.Start):
+            await self._apply(engine.Start(req.id), req.id)
+        elif isinstance(req, wire.Submit):
+            await self._apply(engine.Submit(req.id), req.id)
+        elif isinstance(req, wire.Event):
+            entry = {"kind": req.kind, "detail": req.detail, "at": self.ctx.clock()}
+            await self._apply(engine.Event(req.id, req.kind), req.id, event=entry)
+        else:  # a second hello
+            raise RequestError(ErrorCode.BAD_REQUEST, "already authenticated")
+
+    async def _fetch(self, req: wire.Fetch) -> None:
+        a, exam = self.snap.attempt, self.exam  # type: ignore[union-attr]
+        if a.state is State.READY:
+            raise RequestError(ErrorCode.NOT_STARTED, "start the attempt first", req.id)
+        if req.start >= exam.total:  # type: ignore[union-attr]
+            raise RequestError(ErrorCode.BAD_REQUEST, f"from must be below {exam.total}", req.id)  # type: ignore[union-attr]
+        await self.conn.send(Ack(req.id).to_wire())
+        await self._push_batch(req.start, req.count, prefetch=False)
+
+    async def _apply(self, cmd: object, req_id: int, *, event: dict[str, Any] | None = None) -> None:
+        ctx, grace = self.ctx, self.ctx.settings.answer_grace_ms
+        for _ in range(_COMMIT_TRIES):
+            snap = self.snap
+            assert snap is not None and self.exam is not None
+            now = ctx.clock()
+            try:
+                out = engine.apply(snap.attempt, self.exam, cmd, now=now, grace_ms=grace)
+            except Refused as refused:
+                if refused.code == "time_up":
+                    await self._expire_if_due()
+                raise RequestError(ErrorCode(refused.code), refused.message, req_id) from None
+            if out.duplicate:
+                await self.conn.send(Ack(req_id, {"dup": True}).to_wire())
+                return
+            new = out.attempt
+            if out.time_changed and new.state is State.ACTIVE:
+                await ctx.redis.zadd(keys.DEADLINES, {new.id: new.deadline(now) + grace})
+            result = new.result.to_wire() if out.ended and new.result is not None else None
+            committed = await ctx.attempts.commit(
+                snap,
+                new,
+                owner=self.conn.conn_id,
+                notify=out.time_changed or out.ended,
+                result=result,
+                event=event,
+            )
+            if isinstance(committed, Snapshot):
+                self.snap = committed
+                await self.conn.send(Ack(req_id, dict(out.reply)).to_wire())
+                await self._after(cmd, out.ended, out.time_changed, now)
+                return
+            if committed is Commit.SUPERSEDED:
+                raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")
+            if committed is Commit.MISSING:
+                raise Disconnect(CloseCode.INTERNAL, "attempt vanished")
+            await self.refresh()
+        raise RequestError(ErrorCode.INTERNAL, "attempt busy; retry", req_id)
+
+    async def _after(self, cmd: object, ended: bool, time_changed: bool, now: int) -> None:
+        """What follows an applied request's ack: clock, state and question pushes."""
+        a = self.snap.attempt  # type: ignore[union-attr]
+        if ended:
+            await self.ctx.redis.zrem(keys.DEADLINES, a.id)
+            await self.conn.send(StateChange(a.state.value, a.end_reason).to_wire())
+            await self._send_result()
+            return
+        if time_changed:
+            await self._send_time(now)
+        if isinstance(cmd, engine.Start):
+            if self.sent_hi == 0:
+                await self._push_batch(0)
+        elif isinstance(cmd, engine.Goto):
+            await self._prefetch(cmd.index)
+        elif isinstance(cmd, engine.Answer):
+            await self._prefetch(self.layout.position.get(cmd.q, 0))  # type: ignore[union-attr]
+
+    # -- pushes ----------------------------------------------------------------------
+
+    async def push(self, item: tuple[Any, ...]) -> None:
+        kind = item[0]
+        if kind == "superseded":
+            raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")
+        if kind == "changed":
+            if item[1] == 0 or item[1] > self.snap.ver:  # type: ignore[union-attr]
+                await self.refresh()
+        elif kind == "tick":
+            await self._send_time(self.ctx.clock())
+
+    async def refresh(self) -> None:
+        """Reload the attempt and tell the candidate what changed under it."""
+        old = self.snap
+        new = await self.ctx.attempts.load(old.attempt.id)  # type: ignore[union-attr]
+        if new is None:
+            raise Disconnect(CloseCode.INTERNAL, "attempt vanished")
+        if new.owner and new.owner != self.conn.conn_id:
+            raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")
+        self.snap = new
+        a, b = old.attempt, new.attempt  # type: ignore[union-attr]
+        now = self.ctx.clock()
+        if a.state is not b.state:
+            reason = b.end_reason if b.state in FINAL else ("paused" if b.state is State.PAUSED else "resumed")
+            await self.conn.send(StateChange(b.state.value, reason).to_wire())
+        if a.state is not b.state or a.deadline(now) != b.deadline(now) or a.extended_ms != b.extended_ms:
+            await self._send_time(now)
+        if b.state in FINAL and a.state not in FINAL:
+            await self._send_result()
+        elif b.state is State.ACTIVE and a.state is State.READY and self.sent_hi == 0:
+            await self._push_batch(0)
+
+    async def _refresh_quietly(self) -> None:
+        snap = await self.ctx.attempts.load(self.snap.attempt.id)  # type: ignore[union-attr]
+        if snap is not None:
+            self.snap = snap
+
+    async def _expire_if_due(self) -> None:
+        """End the attempt now if its time (plus grace) is over, rather than wait for the sweeper."""
+        await expire(self.ctx, self.snap.attempt.id)  # type: ignore[union-attr]
+
+    async def _send_time(self, now: int) -> None:
+        a = self.snap.attempt  # type: ignore[union-attr]
+        await self.conn.send(Time(now, a.deadline(now), a.remaining_ms(now), a.state.value).to_wire())
+
+    async def _send_result(self) -> None:
+        if self.exam is not None and self.exam.show_result and self.snap is not None and self.snap.result:
+            await self.conn.send(result_message(self.snap.result))
+
+    async def _push_batch(self, start: int, count: int | None = None, *, prefetch: bool = True) -> None:
+        exam = self.exam
+        assert exam is not None and self.layout is not None
+        count = count or self.ctx.settings.batch_size
+        questions = engine.batch(exam, self.layout, start, count)
+        if not questions:
+            return
+        await self.conn.send(Batch(start, questions, exam.total).to_wire())
+        end = start + len(questions)
+        if prefetch or start <= self.sent_hi:
+            self.sent_hi = max(self.sent_hi, end)
+
+    async def _prefetch(self, position: int) -> None:
+        """Push the next batch once the candidate is in the second half of what it holds."""
+        size = self.ctx.settings.batch_size
+        total = self.exam.total  # type: ignore[union-attr]
+        while self.sent_hi < total and position >= self.sent_hi - (size + 1) // 2:
+            before = self.sent_hi
+            await self._push_batch(self.sent_hi)
+            if self.sent_hi == before:
+                break

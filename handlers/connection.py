@@ -1,0 +1,263 @@
+"""One WebSocket connection: framing, authentication, budgets, and the error mapping.
+
+One task owns each connection: it takes frames and pushes from a single
+bounded inbox, decodes, has its ``Session`` apply them, and sends the answers
+itself. A small reader task only moves raw frames from the socket into the
+inbox (blocking when it is full, which stops reading from the socket). Pushes
+from elsewhere (the control channel, timers) never wait: when the inbox is
+full because the client does not drain what it is sent, the connection is
+dropped and the client resumes on reconnect.
+
+This module is the one place where the two error families reach the wire:
+``RequestError`` becomes an ``error`` message and the connection lives on;
+``Disconnect`` becomes a close code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any, Mapping, Protocol
+
+from redis.exceptions import RedisError
+from starlette.websockets import WebSocket
+
+from protocol import (
+    CloseCode,
+    Disconnect,
+    Encoding,
+    ErrorCode,
+    Hello,
+    RequestError,
+    decode,
+    encode,
+    error_message,
+    parse_request,
+)
+
+from .auth import BadToken, Claims, bearer, origin_allowed
+from .context import Context
+from .ratelimit import Bucket
+
+log = logging.getLogger("examwire.connection")
+
+
+class Session(Protocol):
+    """What a kind of connection (candidate, proctor) does once framing is handled."""
+
+    async def open(self, conn: "Connection", claims: Claims) -> None:
+        """Authorize ``claims`` and send the welcome; raise ``Disconnect`` to refuse."""
+        ...
+
+    async def request(self, message: dict[str, Any]) -> None:
+        """Handle one decoded message; raise ``RequestError`` to refuse it."""
+        ...
+
+    async def push(self, item: tuple[Any, ...]) -> None:
+        """Handle an item delivered to the inbox by the hub or a timer."""
+        ...
+
+    async def close(self) -> None:
+        """Release what ``open`` took; called exactly once, even after errors."""
+        ...
+
+
+class _Gone(Exception):
+    """The client closed the connection."""
+
+
+class Connection:
+    def __init__(self, ctx: Context, ws: WebSocket) -> None:
+        self.ctx = ctx
+        self.ws = ws
+        self.conn_id = secrets.token_hex(8)
+        s = ctx.settings
+        self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=s.send_queue)
+        self.encoding: Encoding | None = None
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._rate = Bucket.full(s.rate_per_s, s.rate_burst, s.rate_burst / 2, loop.time())
+        self._bad = Bucket.full(1.0, 10.0, 0.0, loop.time())
+        self._task: asyncio.Task[Any] | None = None
+        self._slow = False
+        self._timer: asyncio.TimerHandle | None = None
+        self.log_fields: dict[str, Any] = {"conn": self.conn_id}
+
+    # -- delivery from other tasks -------------------------------------------------
+
+    def deliver(self, item: tuple[Any, ...]) -> None:
+        """Queue a push without waiting; a full inbox drops the connection (1013)."""
+        try:
+            self.inbox.put_nowait(item)
+        except asyncio.QueueFull:
+            if not self._slow and self._task is not None:
+                self._slow = True
+                self._task.cancel()
+
+    def every(self, seconds: float, item: tuple[Any, ...]) -> None:
+        """Deliver ``item`` every ``seconds`` while the connection lives."""
+
+        def fire() -> None:
+            self.deliver(item)
+            self._timer = self._loop.call_later(seconds, fire)
+
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_later(seconds, fire)
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send(self, message: Mapping[str, Any]) -> None:
+        data = encode(message, self.encoding or Encoding.JSON)
+        if isinstance(data, bytes):
+            await self.ws.send({"type": "websocket.send", "bytes": data})
+        else:
+            await self.ws.send({"type": "websocket.send", "text": data})
+
+    async def send_error(self, err: RequestError, encoding: Encoding | None = None) -> None:
+        data = encode(error_message(err), encoding or self.encoding or Encoding.JSON)
+        key = "bytes" if isinstance(data, bytes) else "text"
+        await self.ws.send({"type": "websocket.send", key: data})
+
+    # -- the connection's life -------------------------------------------------------
+
+    async def run(self, session: Session) -> None:
+        ctx = self.ctx
+        if not origin_allowed(self.ws.headers, ctx.settings.allowed_origins):
+            ctx.event("refused", reason="origin", path=self.ws.url.path)
+            await self.ws.close(code=CloseCode.POLICY)  # before accept: HTTP 403
+            return
+        await self.ws.accept()
+        self._task = asyncio.current_task()
+        reader = asyncio.create_task(self._read())
+        opened = False
+        close_code: int | None = None
+        try:
+            try:
+                claims = await self._hello()
+                self.log_fields["user"] = claims.sub
+                opened = True
+                await session.open(self, claims)
+                while True:
+                    item = await self.inbox.get()
+                    if item[0] == "frame":
+                        await self._frame(session, item[1])
+                    elif item[0] == "closed":
+                        close_code = item[1]
+                        break
+                    else:
+                        await session.push(item)
+            except Disconnect as exc:
+                close_code = int(exc.code)
+                await self._close(exc.code, exc.reason)
+            except _Gone:
+                pass
+        except asyncio.CancelledError:
+            if not self._slow:
+                raise
+            close_code = int(CloseCode.TRY_AGAIN)
+        finally:
+            reader.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+            if opened:
+                try:
+                    await asyncio.shield(session.close())
+                except (RedisError, OSError):
+                    pass
+            ctx.event("disconnect", code=close_code, slow=self._slow, **self.log_fields)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                msg = await self.ws.receive()
+                kind = msg["type"]
+                if kind == "websocket.receive":
+                    data = msg.get("text")
+                    await self.inbox.put(("frame", data if data is not None else msg.get("bytes", b"")))
+                elif kind == "websocket.disconnect":
+                    await self.inbox.put(("closed", msg.get("code")))
+                    return
+        except (RuntimeError, OSError):
+            await self.inbox.put(("closed", None))
+
+    async def _close(self, code: int, reason: str) -> None:
+        try:
+            await self.ws.close(code=int(code), reason=reason[:120])
+        except (RuntimeError, OSError):
+            pass
+
+    async def _hello(self) -> Claims:
+        """Wait for ``hello`` and verify its token (or the upgrade's bearer token)."""
+        try:
+            async with asyncio.timeout(self.ctx.settings.hello_timeout_s):
+                while True:
+                    item = await self.inbox.get()
+                    if item[0] == "closed":
+                        raise _Gone
+                    if item[0] != "frame":
+                        continue
+                    data = item[1]
+                    try:
+                        message = self._decode(data)
+                    except RequestError as err:
+                        await self.send_error(err, Encoding.JSON if isinstance(data, str) else Encoding.MSGPACK)
+                        continue
+                    self.encoding = Encoding.JSON if isinstance(data, str) else Encoding.MSGPACK
+                    break
+        except TimeoutError:
+            raise Disconnect(CloseCode.HELLO_TIMEOUT, "no hello in time") from None
+        if message.get("t") != "hello":
+            raise Disconnect(CloseCode.BAD_TOKEN, "hello expected")
+        try:
+            hello = parse_request(message)
+        except RequestError:
+            raise Disconnect(CloseCode.BAD_TOKEN, "malformed hello") from None
+        assert isinstance(hello, Hello)
+        if hello.v != 1:
+            raise Disconnect(CloseCode.UNSUPPORTED_VERSION, "unsupported protocol version")
+        token = hello.token or bearer(self.ws.headers)
+        try:
+            return await self.ctx.auth.verify(token)
+        except BadToken as exc:
+            self.ctx.event("refused", reason=str(exc), path=self.ws.url.path)
+            raise Disconnect(CloseCode.BAD_TOKEN, str(exc)) from None
+
+    def _decode(self, data: str | bytes) -> dict[str, Any]:
+        """Decode a frame; too many bad frames close the connection (1008)."""
+        try:
+            message, _ = decode(data)
+        except RequestError:
+            if self._bad.take(self._loop.time()) is not True:
+                raise Disconnect(CloseCode.POLICY, "too many bad frames") from None
+            raise
+        return message
+
+    async def _frame(self, session: Session, data: str | bytes) -> None:
+        verdict = self._rate.take(self._loop.time())
+        if verdict is None:
+            raise Disconnect(CloseCode.POLICY, "rate limit exceeded")
+        try:
+            message = self._decode(data)
+            if verdict is False:
+                raise RequestError(ErrorCode.RATE_LIMITED, "too many messages; slow down", _request_id(message))
+            try:
+                await session.request(message)
+            except (RequestError, Disconnect):
+                raise
+            except RedisError:
+                log.exception("session store error")
+                raise RequestError(
+                    ErrorCode.INTERNAL, "session store unavailable; retry", _request_id(message)
+                ) from None
+            except Exception:
+                log.exception("internal error handling %s", message.get("t"))
+                raise RequestError(ErrorCode.INTERNAL, "internal error", _request_id(message)) from None
+        except RequestError as err:
+            await self.send_error(err)
+
+
+def _request_id(message: Mapping[str, Any]) -> int | None:
+    rid = message.get("id")
+    return rid if type(rid) is int and 0 < rid < 2**53 else None

@@ -1,0 +1,44 @@
+"""The resources one engine node shares across requests, built by the lifespan."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from redis.asyncio import Redis
+
+from examwire.settings import Settings
+from storage.attempts import AttemptStore
+from storage.exams import ExamCache
+from storage.scripts import Scripts
+
+from .auth import Authenticator
+from .hub import Hub
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    settings: Settings
+    redis: Redis
+    scripts: Scripts
+    attempts: AttemptStore
+    exams: ExamCache
+    hub: Hub
+    auth: Authenticator
+    clock: Callable[[], int] = wall_clock_ms
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("examwire"))
+
+    @property
+    def secret(self) -> bytes:
+        return self.settings.secret.encode()
+
+    def event(self, name: str, **fields: Any) -> None:
+        """One structured log line (JSON). Never pass tokens."""
+        self.log.info(json.dumps({"event": name, "node": self.settings.node_id, **fields}, default=str))

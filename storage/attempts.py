@@ -1,0 +1,215 @@
+"""The live attempt in Redis: the authority.
+
+An attempt is a hash of scalar fields, a hash of answers, a set of flags and a
+capped list of events, all tagged ``{attempt id}``. It changes only through
+``commit.lua``: a compare-and-set on the ``ver`` field, so an engine
+transition computed from version *n* is written only if the attempt is still
+at version *n*; otherwise the caller reloads and recomputes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Mapping, Protocol
+
+from redis.asyncio import Redis
+
+from engine import Attempt, State
+
+from . import keys
+from .scripts import Scripts
+
+_SCALARS: tuple[tuple[str, str], ...] = (
+    # (Attempt attribute, hash field)
+    ("exam_id", "exam"),
+    ("exam_version", "exam_ver"),
+    ("user", "user"),
+    ("name", "name"),
+    ("seed", "seed"),
+    ("duration_ms", "dur"),
+    ("created_at", "created"),
+    ("state", "state"),
+    ("last_id", "last_id"),
+    ("index", "idx"),
+    ("started_at", "started"),
+    ("paused_at", "paused_at"),
+    ("paused_ms", "paused_ms"),
+    ("extended_ms", "ext_ms"),
+    ("events", "events"),
+    ("ended_at", "ended"),
+    ("end_reason", "reason"),
+)
+_INTS = {"exam_ver", "dur", "created", "last_id", "idx", "started", "paused_at", "paused_ms", "ext_ms", "events", "ended"}
+
+
+def attempt_id(secret: bytes, exam_id: str, user: str) -> str:
+    """The one attempt of ``user`` at ``exam_id``: stable, unguessable without the secret."""
+    mac = hmac.new(secret, b"examwire-attempt\x00" + exam_id.encode() + b"\x00" + user.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def encode_fields(a: Attempt) -> dict[str, str]:
+    """The attempt's scalar fields as stored; ``None`` is stored as ''."""
+    out: dict[str, str] = {}
+    for attr, name in _SCALARS:
+        value = getattr(a, attr)
+        out[name] = "" if value is None else str(value)
+    return out
+
+
+def encode_value(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode(fields: Mapping[str, str], answers: Mapping[str, str], flags: list[str]) -> Attempt:
+    """Rebuild an engine ``Attempt`` from its stored parts (``result`` is left None)."""
+    kw: dict[str, Any] = {"id": fields["id"]}
+    for attr, name in _SCALARS:
+        raw = fields.get(name, "")
+        if name in _INTS:
+            kw[attr] = int(raw) if raw != "" else None
+        elif name == "state":
+            kw[attr] = State(raw)
+        else:
+            kw[attr] = raw if raw != "" or name in ("name", "user", "seed", "exam") else None
+    for attr in ("last_id", "index", "paused_ms", "extended_ms", "events", "exam_version", "duration_ms", "created_at"):
+        if kw[attr] is None:
+            kw[attr] = 0
+    kw["answers"] = {q: json.loads(v) for q, v in answers.items()}
+    kw["flags"] = frozenset(flags)
+    return Attempt(**kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An attempt as read at version ``ver``, with its stored scalar fields."""
+
+    attempt: Attempt
+    ver: int
+    owner: str
+    fields: Mapping[str, str]
+    result: Mapping[str, Any] | None
+
+
+class Commit(Enum):
+    """Why a commit wrote nothing."""
+
+    CONFLICT = 0
+    SUPERSEDED = -1
+    MISSING = -2
+
+
+class AttemptStore(Protocol):
+    """What the handlers need of the live attempt store."""
+
+    async def create(self, attempt: Attempt) -> bool: ...
+    async def load(self, attempt_id: str) -> Snapshot | None: ...
+    async def claim(self, attempt_id: str, conn: str) -> bool: ...
+    async def release(self, attempt_id: str, conn: str) -> None: ...
+    async def commit(
+        self,
+        old: Snapshot,
+        new: Attempt,
+        *,
+        owner: str = "",
+        notify: bool = False,
+        result: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> "Snapshot | Commit": ...
+
+
+def _pairs(mapping: Mapping[str, str]) -> list[str]:
+    out: list[str] = []
+    for k, v in mapping.items():
+        out.append(k)
+        out.append(v)
+    return out
+
+
+class RedisAttempts:
+    """``AttemptStore`` on Redis, through the scripts in ``storage/lua``."""
+
+    def __init__(self, redis: Redis, scripts: Scripts) -> None:
+        self._redis = redis
+        self._s = scripts
+
+    async def create(self, attempt: Attempt) -> bool:
+        fields = encode_fields(attempt)
+        fields["ver"] = "1"
+        return bool(await self._s.create(keys=[keys.attempt(attempt.id)], args=_pairs(fields)))
+
+    async def load(self, attempt_id: str) -> Snapshot | None:
+        raw = await self._s.load(keys=list(keys.attempt_keys(attempt_id)[:3]))
+        if not raw:
+            return None
+        flat, answers_flat, flags = raw
+        fields = {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+        answers = {_s(answers_flat[i]): _s(answers_flat[i + 1]) for i in range(0, len(answers_flat), 2)}
+        fields["id"] = attempt_id
+        attempt = decode(fields, answers, [_s(f) for f in flags])
+        result = json.loads(fields["result"]) if fields.get("result") else None
+        return Snapshot(attempt, int(fields["ver"]), fields.get("owner", ""), fields, result)
+
+    async def claim(self, attempt_id: str, conn: str) -> bool:
+        message = json.dumps({"a": attempt_id, "k": "owner", "o": conn})
+        prev = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, message])
+        return prev is not None
+
+    async def release(self, attempt_id: str, conn: str) -> None:
+        await self._s.release(keys=[keys.attempt(attempt_id)], args=[conn])
+
+    async def commit(
+        self,
+        old: Snapshot,
+        new: Attempt,
+        *,
+        owner: str = "",
+        notify: bool = False,
+        result: Mapping[str, Any] | None = None,
+        event: Mapping[str, Any] | None = None,
+    ) -> "Snapshot | Commit":
+        """Write the difference between ``old`` and ``new`` if the attempt is still at ``old.ver``.
+
+        ``owner`` non-empty makes the write conditional on that connection
+        still owning the attempt. ``notify`` publishes a ``changed`` message on
+        the control channel in the same script. ``result`` (the wire result of
+        a final attempt) and ``event`` (a candidate event entry) are stored
+        with the change. Returns the new snapshot, or why nothing was written.
+        """
+        fields = encode_fields(new)
+        changed = {k: v for k, v in fields.items() if old.fields.get(k, "") != v}
+        if result is not None:
+            changed["result"] = json.dumps(result, separators=(",", ":"), ensure_ascii=False)
+        a_old, a_new = old.attempt.answers, new.answers
+        set_answers: list[str] = []
+        for q, v in a_new.items():
+            if q not in a_old or a_old[q] != v or type(a_old[q]) is not type(v):
+                set_answers += (q, encode_value(v))
+        del_answers = [q for q in a_old if q not in a_new]
+        f_old, f_new = old.attempt.flags, new.flags
+        add_flags = list(f_new - f_old) if f_new is not f_old else []
+        rem_flags = list(f_old - f_new) if f_new is not f_old else []
+        events = [json.dumps(event, separators=(",", ":"), ensure_ascii=False)] if event is not None else []
+
+        new_ver = old.ver + 1
+        message = json.dumps({"a": new.id, "k": "changed", "v": new_ver, "o": owner}) if notify else ""
+        args: list[Any] = [owner, old.ver, keys.CONTROL if notify else "", message]
+        args.append(2 * len(changed))
+        args += _pairs(changed)
+        for section in (set_answers, del_answers, add_flags, rem_flags, events):
+            args.append(len(section))
+            args += section
+        status, ver = await self._s.commit(keys=list(keys.attempt_keys(new.id)), args=args)
+        if int(status) != 1:
+            return Commit(int(status))
+        stored = {**old.fields, **changed, "ver": str(ver)}
+        kept = result if result is not None else old.result
+        return Snapshot(new, int(ver), old.owner if not owner else owner, stored, kept)
+
+
+def _s(x: bytes | str) -> str:
+    return x.decode() if isinstance(x, bytes) else x

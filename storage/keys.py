@@ -1,0 +1,46 @@
+"""Every Redis key and channel name Examwire uses, in one place.
+
+Attempt keys share the hash tag ``{<attempt id>}`` so that every script that
+touches one attempt runs on one Redis Cluster slot. Exam keys are tagged by
+exam id. Attempt and exam ids never contain braces (they are validated at the
+boundary: attempt ids are hex, exam ids match ``[A-Za-z0-9_.-]+``).
+"""
+
+PREFIX = "ew"
+
+#: Sorted set: member = attempt id, score = the time (ms) at which the attempt
+#: is due to expire (deadline + grace). Swept by every engine node.
+DEADLINES = f"{PREFIX}:{{deadlines}}"
+
+#: Pub/sub channel carrying attempt control notifications to every node.
+CONTROL = f"{PREFIX}:control"
+
+
+def attempt(attempt_id: str) -> str:
+    """Hash of the attempt's scalar fields (state, times, last_id, owner, ver…)."""
+    return f"{PREFIX}:att:{{{attempt_id}}}"
+
+
+def answers(attempt_id: str) -> str:
+    """Hash: question id -> JSON-encoded saved value."""
+    return f"{PREFIX}:att:{{{attempt_id}}}:ans"
+
+
+def flags(attempt_id: str) -> str:
+    """Set of flagged question ids."""
+    return f"{PREFIX}:att:{{{attempt_id}}}:flags"
+
+
+def events(attempt_id: str) -> str:
+    """List (newest first, capped) of JSON-encoded candidate events."""
+    return f"{PREFIX}:att:{{{attempt_id}}}:events"
+
+
+def attempt_keys(attempt_id: str) -> tuple[str, str, str, str]:
+    """KEYS for the attempt scripts, in their documented order."""
+    return attempt(attempt_id), answers(attempt_id), flags(attempt_id), events(attempt_id)
+
+
+def exam(exam_id: str) -> str:
+    """Hash: ``current`` -> current version number, ``v:<n>`` -> JSON definition of version n."""
+    return f"{PREFIX}:exam:{{{exam_id}}}"
