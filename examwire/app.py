@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
@@ -38,30 +38,36 @@ def connect_redis(url: str, *, max_connections: int) -> Redis:
     return Redis.from_pool(pool)
 
 
+def build_context(settings: Settings, **overrides: Any) -> Context:
+    """Every shared resource of one node; ``overrides`` replace Context fields (e.g. ``clock``)."""
+    redis = connect_redis(settings.redis_url, max_connections=settings.redis_max_connections)  # type: ignore[arg-type]
+    scripts = Scripts.register(redis)
+    return Context(
+        settings=settings,
+        redis=redis,
+        scripts=scripts,
+        attempts=RedisAttempts(redis, scripts),
+        exams=ExamCache(RedisExams(redis, scripts)),
+        hub=Hub(redis),
+        auth=Authenticator(
+            algorithms=settings.jwt_algorithms,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            secret=settings.jwt_secret if settings.jwks_url is None else None,
+            jwks_url=settings.jwks_url,
+        ),
+        **overrides,
+    )
+
+
 def create_app(settings: Settings) -> Starlette:
     if settings.redis_url is None:
         raise ValueError("settings.redis_url must be set (embedded mode fills it in before building the app)")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = connect_redis(settings.redis_url, max_connections=settings.redis_max_connections)  # type: ignore[arg-type]
-        scripts = Scripts.register(redis)
-        hub = Hub(redis)
-        ctx = Context(
-            settings=settings,
-            redis=redis,
-            scripts=scripts,
-            attempts=RedisAttempts(redis, scripts),
-            exams=ExamCache(RedisExams(redis, scripts)),
-            hub=hub,
-            auth=Authenticator(
-                algorithms=settings.jwt_algorithms,
-                audience=settings.jwt_audience,
-                issuer=settings.jwt_issuer,
-                secret=settings.jwt_secret if settings.jwks_url is None else None,
-                jwks_url=settings.jwks_url,
-            ),
-        )
+        ctx = build_context(settings)
+        redis, hub = ctx.redis, ctx.hub
         app.state.ctx = ctx
         tasks = [asyncio.create_task(hub.run(), name="hub"), asyncio.create_task(sweeper(ctx), name="sweeper")]
         try:

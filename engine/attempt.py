@@ -1,0 +1,351 @@
+"""One candidate's attempt as a pure state machine.
+
+``apply(attempt, exam, command, now=..., grace_ms=...)`` returns an
+:class:`Outcome` with the new attempt, or raises :class:`Refused` and nothing
+changed.  Time (``now``, integer ms since the epoch) and randomness (the
+attempt's ``seed``) are inputs, so any attempt can be replayed from its log
+of ``(command, now)`` pairs with :func:`replay`.
+
+States::
+
+    ready --Start--> active <--Pause/Resume--> paused
+    active --Submit--> submitted        active --Expire--> expired
+    ready/active/paused --Terminate--> terminated
+
+Clock: ``deadline = started_at + duration_ms + extended_ms + paused_ms``,
+plus the running pause while paused.  Candidate writes (answer, flag, goto,
+submit) and a pause arriving after ``deadline + grace_ms`` are refused with
+``time_up``; ``Expire`` is accepted from ``deadline + grace_ms`` on and ends
+the attempt at ``deadline``.
+
+Exactly-once: a candidate command with ``req <= last_id`` is a duplicate and
+changes nothing; an accepted candidate command sets ``last_id = req``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Iterable, Mapping
+
+from .exam import Exam
+from .scoring import Refused, Result, Value, check_value, score_exam
+from .shuffle import question_order
+
+__all__ = [
+    "State", "FINAL", "Refused", "Attempt", "new_attempt",
+    "Start", "Answer", "Flag", "Goto", "Event", "Submit",
+    "Expire", "Pause", "Resume", "Extend", "Terminate",
+    "Outcome", "apply", "replay", "MAX_EXTEND_MS",
+]
+
+MAX_EXTEND_MS = 86_400_000
+
+
+class State(StrEnum):
+    READY = "ready"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    SUBMITTED = "submitted"
+    EXPIRED = "expired"
+    TERMINATED = "terminated"
+
+
+FINAL = frozenset({State.SUBMITTED, State.EXPIRED, State.TERMINATED})
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """Immutable snapshot of an attempt.  ``answers`` maps question id to the
+    saved (normalized) value; it is never mutated, every change builds a new
+    dict."""
+
+    id: str
+    exam_id: str
+    exam_version: int
+    user: str
+    name: str
+    seed: str
+    duration_ms: int
+    created_at: int
+    state: State = State.READY
+    last_id: int = 0
+    index: int = 0
+    started_at: int | None = None
+    paused_at: int | None = None
+    paused_ms: int = 0
+    extended_ms: int = 0
+    answers: Mapping[str, Value] = field(default_factory=dict)
+    flags: frozenset[str] = frozenset()
+    events: int = 0
+    ended_at: int | None = None
+    end_reason: str | None = None
+    result: Result | None = None
+
+    def deadline(self, now: int) -> int | None:
+        """None before start; else start + duration + extensions + completed
+        pauses, plus the running pause while paused.  For a final attempt the
+        deadline as it stood when it ended."""
+        if self.started_at is None:
+            return None
+        d = self.started_at + self.duration_ms + self.extended_ms + self.paused_ms
+        if self.state is State.PAUSED and self.paused_at is not None:
+            d += max(0, now - self.paused_at)
+        return d
+
+    def remaining_ms(self, now: int) -> int:
+        """ready: the full allowance; active: time to the deadline (>= 0);
+        paused: frozen at its value when paused (plus extensions); final: 0."""
+        s = self.state
+        if s is State.READY:
+            return self.duration_ms + self.extended_ms
+        if s in FINAL:
+            return 0
+        if s is State.PAUSED and self.paused_at is not None:
+            # deadline(now) - now with the running pause term cancelled out.
+            return max(0, self.deadline(self.paused_at) - self.paused_at)  # type: ignore[operator]
+        return max(0, self.deadline(now) - now)  # type: ignore[operator]
+
+
+def new_attempt(*, id: str, exam: Exam, user: str, name: str, seed: str, now: int) -> Attempt:
+    """A fresh READY attempt at ``exam``'s current version and duration."""
+    return Attempt(
+        id=id, exam_id=exam.id, exam_version=exam.version, user=user, name=name,
+        seed=seed, duration_ms=exam.duration_ms, created_at=now,
+    )
+
+
+# --------------------------------------------------------------------------
+# Commands.  Candidate commands carry ``req``, the client's request id.
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    req: int
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    req: int
+    q: str
+    value: object
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    req: int
+    q: str
+    on: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Goto:
+    req: int
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    req: int
+    kind: str
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    req: int
+
+
+@dataclass(frozen=True, slots=True)
+class Expire:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Extend:
+    ms: int
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Terminate:
+    reason: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """Result of an accepted command.  ``duplicate``: a repeat, nothing
+    applied.  ``reply``: extra ack fields.  ``time_changed``: the clock's
+    deadline/remaining/running state changed.  ``ended``: the attempt just
+    became final and ``attempt.result`` is set."""
+
+    attempt: Attempt
+    duplicate: bool = False
+    reply: Mapping[str, object] = field(default_factory=dict)
+    time_changed: bool = False
+    ended: bool = False
+
+
+_CANDIDATE = (Start, Answer, Flag, Goto, Event, Submit)
+
+_R, _A, _P = State.READY, State.ACTIVE, State.PAUSED
+
+# Per command: state -> None (accepted) or the refusal code.  A state not
+# listed refuses the command with "not_active".
+_ACCEPTS: dict[type, dict[State, str | None]] = {
+    Start: {_R: None, _A: None, _P: None},
+    Answer: {_A: None, _R: "not_started"},
+    Flag: {_A: None, _R: "not_started"},
+    Goto: {_A: None, _R: "not_started"},
+    Event: {_R: None, _A: None, _P: None},
+    Submit: {_A: None, _R: "not_started"},
+    Expire: {_A: None},
+    Pause: {_A: None},
+    Resume: {_P: None},
+    Extend: {_R: None, _A: None, _P: None},
+    Terminate: {_R: None, _A: None, _P: None},
+}
+
+# Commands refused with time_up when ACTIVE and now > deadline + grace.
+_TIMED = frozenset({Answer, Flag, Goto, Submit, Pause})
+
+_MESSAGES = {
+    "not_started": "the attempt has not been started",
+    "not_active": "the attempt is not active",
+    "time_up": "the time is up",
+    "unknown_question": "no such question",
+    "navigation": "question is closed",
+    "not_due": "the deadline has not passed yet",
+}
+
+
+def _refuse(code: str, message: str | None = None) -> Refused:
+    return Refused(code, message or _MESSAGES.get(code, code))
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finish(a: Attempt, exam: Exam, state: State, reason: str, at: int, **changes: object) -> Attempt:
+    return dataclasses.replace(
+        a, state=state, end_reason=reason, ended_at=at,
+        result=score_exam(exam, a.answers), **changes,
+    )
+
+
+def _position(exam: Exam, seed: str, qi: int) -> int:
+    """Candidate position of ``exam.questions[qi]``, as ``layout().position``."""
+    if not exam.shuffle_questions:
+        return qi
+    return question_order(exam, seed).index(qi)
+
+
+def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int) -> Outcome:
+    """Apply one command at time ``now``.  Raises :class:`Refused` (and
+    nothing changed) when the command is not allowed."""
+    a = attempt
+    kind = type(cmd)
+    gate = _ACCEPTS.get(kind)
+    if gate is None:
+        raise _refuse("bad_request", "unknown command")
+
+    candidate = kind in _CANDIDATE
+    if candidate:
+        req = cmd.req  # type: ignore[attr-defined]
+        if not _is_int(req) or req < 1:
+            raise _refuse("bad_request", "request id must be a positive integer")
+        if req <= a.last_id:
+            return Outcome(a, duplicate=True)
+
+    code = gate.get(a.state, "not_active")
+    if code is not None:
+        raise _refuse(code)
+    if kind in _TIMED and a.state is _A and now > a.deadline(now) + grace_ms:  # type: ignore[operator]
+        raise _refuse("time_up")
+
+    if kind is Start:
+        if a.state is _R:
+            a = dataclasses.replace(a, state=_A, started_at=now, last_id=req)
+            return Outcome(a, reply={"deadline": a.deadline(now)}, time_changed=True)
+        return Outcome(dataclasses.replace(a, last_id=req), reply={"deadline": a.deadline(now)})
+
+    if kind is Answer or kind is Flag:
+        qid = cmd.q  # type: ignore[attr-defined]
+        qi = exam.by_id.get(qid) if isinstance(qid, str) else None
+        if qi is None:
+            raise _refuse("unknown_question")
+        if exam.navigation == "linear" and _position(exam, a.seed, qi) < a.index:
+            raise _refuse("navigation")
+        if kind is Answer:
+            value = check_value(exam.questions[qi], cmd.value)  # type: ignore[attr-defined]
+            answers = {k: v for k, v in a.answers.items() if k != qid}
+            if value is not None:
+                answers[qid] = value
+            return Outcome(dataclasses.replace(a, answers=answers, last_id=req))
+        on = cmd.on  # type: ignore[attr-defined]
+        if not isinstance(on, bool):
+            raise _refuse("bad_request", "on must be a boolean")
+        flags = a.flags | {qid} if on else a.flags - {qid}
+        return Outcome(dataclasses.replace(a, flags=flags, last_id=req))
+
+    if kind is Goto:
+        index = cmd.index  # type: ignore[attr-defined]
+        if not _is_int(index) or not 0 <= index < exam.total:
+            raise _refuse("bad_request", "index out of range")
+        if exam.navigation == "linear" and index < a.index:
+            raise _refuse("navigation")
+        return Outcome(dataclasses.replace(a, index=index, last_id=req))
+
+    if kind is Event:
+        return Outcome(dataclasses.replace(a, events=a.events + 1, last_id=req))
+
+    if kind is Submit:
+        return Outcome(_finish(a, exam, State.SUBMITTED, "submitted", now, last_id=req), ended=True)
+
+    if kind is Expire:
+        due = a.deadline(now)
+        if now < due + grace_ms:  # type: ignore[operator]
+            raise _refuse("not_due")
+        return Outcome(_finish(a, exam, State.EXPIRED, "time_up", due), ended=True)  # type: ignore[arg-type]
+
+    if kind is Pause:
+        return Outcome(dataclasses.replace(a, state=_P, paused_at=now), time_changed=True)
+
+    if kind is Resume:
+        paused = max(0, now - a.paused_at)  # type: ignore[operator]
+        a = dataclasses.replace(a, state=_A, paused_ms=a.paused_ms + paused, paused_at=None)
+        return Outcome(a, time_changed=True)
+
+    if kind is Extend:
+        ms = cmd.ms  # type: ignore[attr-defined]
+        if not _is_int(ms) or not 1 <= ms <= MAX_EXTEND_MS:
+            raise _refuse("bad_request", f"extension must be 1 to {MAX_EXTEND_MS} ms")
+        return Outcome(dataclasses.replace(a, extended_ms=a.extended_ms + ms), time_changed=True)
+
+    # Terminate
+    reason = cmd.reason  # type: ignore[attr-defined]
+    changes: dict[str, object] = {}
+    if a.state is _P and a.paused_at is not None:
+        changes = {"paused_ms": a.paused_ms + max(0, now - a.paused_at), "paused_at": None}
+    return Outcome(_finish(a, exam, State.TERMINATED, reason, now, **changes), ended=True)
+
+
+def replay(attempt: Attempt, exam: Exam, steps: Iterable[tuple[object, int]], *, grace_ms: int) -> Attempt:
+    """Apply ``(command, now)`` steps in order, skipping refused ones."""
+    for cmd, now in steps:
+        try:
+            attempt = apply(attempt, exam, cmd, now=now, grace_ms=grace_ms).attempt
+        except Refused:
+            continue
+    return attempt

@@ -1,0 +1,126 @@
+"""The deadline sweeper against a real Redis, with the clock as an input."""
+
+from __future__ import annotations
+
+import asyncio
+
+import engine
+from engine import State
+from examwire.app import build_context
+from examwire.settings import Settings
+from handlers.expiry import expire, sweep_once
+from storage import keys
+from storage.attempts import attempt_id
+from tests.support import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
+
+GRACE = 500
+
+
+class Clock:
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _settings(redis_url: str, secrets) -> Settings:
+    return Settings.from_env(
+        {
+            "EXAMWIRE_REDIS_URL": redis_url,
+            "EXAMWIRE_JWT_SECRET": secrets.jwt_secret,
+            "EXAMWIRE_SECRET": secrets.secret,
+            "EXAMWIRE_ANSWER_GRACE_MS": str(GRACE),
+        },
+        data_dir="/nonexistent",
+    )
+
+
+async def _started(ctx, exam, user: str, *, answers: dict | None = None):
+    """An active attempt scheduled in the deadline set, as the candidate connection leaves it."""
+    aid = attempt_id(ctx.secret, exam.id, user)
+    a = engine.new_attempt(id=aid, exam=exam, user=user, name=user, seed=engine.derive_seed(ctx.secret, exam.id, user), now=ctx.clock())
+    await ctx.attempts.create(a)
+    snap = await ctx.attempts.load(aid)
+    new = engine.apply(snap.attempt, exam, engine.Start(1), now=ctx.clock(), grace_ms=GRACE).attempt
+    for i, (q, v) in enumerate((answers or {}).items(), start=2):
+        new = engine.apply(new, exam, engine.Answer(i, q, v), now=ctx.clock(), grace_ms=GRACE).attempt
+    await ctx.redis.zadd(keys.DEADLINES, {aid: new.deadline(ctx.clock()) + GRACE})
+    return await ctx.attempts.commit(snap, new)
+
+
+def test_sweep_expires_due_attempts_and_scores_saved_answers(redis_url, secrets):
+    async def go():
+        clock = Clock(1_000_000)
+        ctx = build_context(_settings(redis_url, secrets), clock=clock)
+        exam, _ = await ctx.exams.put(SAMPLE_EXAM)
+        snap = await _started(ctx, exam, "alice", answers=SAMPLE_RIGHT_ANSWERS)
+        await _started(ctx, exam, "bob")
+        assert await sweep_once(ctx) == 0
+        clock.now = snap.attempt.deadline(clock.now) + GRACE - 1  # not yet: the grace still runs
+        assert await sweep_once(ctx) == 0
+        clock.now += 1
+        assert await sweep_once(ctx) == 2
+        alice = await ctx.attempts.load(snap.attempt.id)
+        assert alice.attempt.state is State.EXPIRED and alice.attempt.end_reason == "time_up"
+        assert alice.result["score"] == alice.result["max_score"]
+        assert alice.attempt.ended_at == snap.attempt.deadline(0)
+        assert await ctx.redis.zcard(keys.DEADLINES) == 0
+        await ctx.redis.aclose()
+
+    asyncio.run(go())
+
+
+def test_an_extended_attempt_is_rescheduled_not_expired(redis_url, secrets):
+    async def go():
+        clock = Clock(1_000_000)
+        ctx = build_context(_settings(redis_url, secrets), clock=clock)
+        exam, _ = await ctx.exams.put(SAMPLE_EXAM)
+        snap = await _started(ctx, exam, "carol")
+        due = snap.attempt.deadline(clock.now) + GRACE
+        extended = engine.apply(snap.attempt, exam, engine.Extend(60_000, "proctor"), now=clock.now, grace_ms=GRACE).attempt
+        snap = await ctx.attempts.commit(snap, extended)  # the deadline set still has the old due time
+        clock.now = due
+        assert await sweep_once(ctx) == 1
+        assert (await ctx.attempts.load(snap.attempt.id)).attempt.state is State.ACTIVE
+        assert await ctx.redis.zscore(keys.DEADLINES, snap.attempt.id) == due + 60_000
+        await ctx.redis.aclose()
+
+    asyncio.run(go())
+
+
+def test_final_or_missing_attempts_leave_the_deadline_set(redis_url, secrets):
+    async def go():
+        clock = Clock(1_000_000)
+        ctx = build_context(_settings(redis_url, secrets), clock=clock)
+        exam, _ = await ctx.exams.put(SAMPLE_EXAM)
+        snap = await _started(ctx, exam, "dave")
+        submitted = engine.apply(snap.attempt, exam, engine.Submit(9), now=clock.now, grace_ms=GRACE).attempt
+        await ctx.attempts.commit(snap, submitted)
+        await ctx.redis.zadd(keys.DEADLINES, {"f" * 32: 1})
+        clock.now += 10 * 3_600_000
+        assert await sweep_once(ctx) == 2
+        assert await ctx.redis.zcard(keys.DEADLINES) == 0
+        assert (await ctx.attempts.load(snap.attempt.id)).attempt.state is State.SUBMITTED
+        await ctx.redis.aclose()
+
+    asyncio.run(go())
+
+
+def test_concurrent_sweepers_end_each_attempt_exactly_once(redis_url, secrets):
+    async def go():
+        clock = Clock(1_000_000)
+        ctxs = [build_context(_settings(redis_url, secrets), clock=clock) for _ in range(3)]
+        exam, _ = await ctxs[0].exams.put(SAMPLE_EXAM)
+        snaps = [await _started(ctxs[0], exam, f"user{i}") for i in range(50)]
+        clock.now = snaps[0].attempt.deadline(clock.now) + GRACE + 1
+        results = await asyncio.gather(*(expire(c, s.attempt.id) for c in ctxs for s in snaps))
+        assert sum(r is not None for r in results) == 50
+        for s in snaps:
+            final = await ctxs[0].attempts.load(s.attempt.id)
+            assert final.attempt.state is State.EXPIRED
+            assert final.ver == s.ver + 1  # written once
+        for c in ctxs:
+            await c.redis.aclose()
+
+    asyncio.run(go())
