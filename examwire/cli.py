@@ -81,9 +81,22 @@ async def _store_exam(url: str, doc: Any) -> tuple[int, bool, str]:
         await redis.aclose()
 
 
+class JsonLines(logging.Formatter):
+    """One JSON object per line: structured events pass through; other records are wrapped."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if message.startswith("{") and not record.exc_info:
+            return message
+        out: dict[str, Any] = {"event": "log", "level": record.levelname.lower(), "logger": record.name, "message": message}
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out)
+
+
 def _configure_logging() -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(JsonLines())
     root = logging.getLogger("examwire")
     root.addHandler(handler)
     root.setLevel(logging.INFO)

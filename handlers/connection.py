@@ -153,6 +153,14 @@ class Connection:
                 await self._close(exc.code, exc.reason)
             except _Gone:
                 pass
+            except RedisError:
+                log.exception("session store error")
+                close_code = int(CloseCode.INTERNAL)
+                await self._close(CloseCode.INTERNAL, "session store unavailable; reconnect")
+            except Exception:
+                log.exception("internal error")
+                close_code = int(CloseCode.INTERNAL)
+                await self._close(CloseCode.INTERNAL, "internal error")
         except asyncio.CancelledError:
             if not self._slow:
                 raise
