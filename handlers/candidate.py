@@ -93,9 +93,7 @@ class CandidateSession:
         ctx.hub.add(aid, conn)
         await ctx.attempts.claim(aid, conn.conn_id)
         ctx.event("connect", encoding=conn.encoding.name.lower() if conn.encoding else None, **conn.log_fields)
-        if snap.attempt.state is State.ACTIVE:
-            await self._expire_if_due()
-            await self._refresh_quietly()
+        await self._expire_if_due()
         await self._welcome()
         conn.every(ctx.settings.time_push_interval_s, ("tick",))
 
@@ -178,9 +176,12 @@ class CandidateSession:
             try:
                 out = engine.apply(snap.attempt, self.exam, cmd, now=now, grace_ms=grace)
             except Refused as refused:
-                if refused.code == "time_up":
-                    await self._expire_if_due()
-                raise RequestError(ErrorCode(refused.code), refused.message, req_id) from None
+                err = RequestError(ErrorCode(refused.code), refused.message, req_id)
+                if refused.code != "time_up":
+                    raise err from None
+                await self.conn.send_error(err)
+                await self._expire_if_due(loud=True)
+                return
             if out.duplicate:
                 await self.conn.send(Ack(req_id, {"dup": True}).to_wire())
                 return
@@ -264,9 +265,19 @@ class CandidateSession:
         if snap is not None:
             self.snap = snap
 
-    async def _expire_if_due(self) -> None:
-        """End the attempt now if its time (plus grace) is over, rather than wait for the sweeper."""
-        await expire(self.ctx, self.snap.attempt.id)  # type: ignore[union-attr]
+    async def _expire_if_due(self, *, loud: bool = False) -> None:
+        """End the attempt now if its time (plus grace) is over, rather than wait for the sweeper.
+
+        ``loud`` tells the candidate (``state``, ``time``, ``result``); otherwise
+        only the session's snapshot is brought up to date.
+        """
+        a, now = self.snap.attempt, self.ctx.clock()  # type: ignore[union-attr]
+        if a.state is State.ACTIVE and a.deadline(now) + self.ctx.settings.answer_grace_ms <= now:  # type: ignore[operator]
+            await expire(self.ctx, a.id)
+            if loud:
+                await self.refresh()
+            else:
+                await self._refresh_quietly()
 
     async def _send_time(self, now: int) -> None:
         a = self.snap.attempt  # type: ignore[union-attr]
