@@ -1,0 +1,145 @@
+"""Shared fixtures: real processes (redis-server, engine nodes), no mocks.
+
+Fixture contracts (names are the public API of the test suite):
+
+``redis_server``  (session) ``EmbeddedRedis`` on a unix socket in a tmp dir,
+                  AOF off; stopped at session end.
+``redis_url``     (function) FLUSHALL, then the server's ``unix:///…/redis.sock`` URL.
+``secrets``       (session) ``SimpleNamespace(jwt_secret, secret)``: random per session.
+``make_token``    ``make_token(sub, role="candidate", *, exams=None, name=None,
+                  ttl=3600, **claims) -> str``: HS256 JWT signed with
+                  ``secrets.jwt_secret``; claims ``sub``, ``role``,
+                  ``aud="examwire"``, ``exp=now+ttl`` (negative ttl: expired),
+                  ``exams``/``name`` when given, then ``claims`` (which override
+                  the above; a ``None`` value drops that claim, e.g. ``aud=None``).
+``make_node``     ``make_node(**env) -> Node``: starts ``python -m examwire serve``
+                  on a free port with a fresh data dir, env = os.environ +
+                  EXAMWIRE_REDIS_URL/EXAMWIRE_JWT_SECRET/EXAMWIRE_SECRET + ``env``
+                  (full variable names; ``None`` unsets). Returns once
+                  ``GET /readyz`` is 200 (20 s), else raises ``NodeStartError``
+                  with the log path and its last 60 lines. All nodes are stopped
+                  at teardown. See ``tests.support.Node``.
+``http_json``     ``tests.support.http_json(method, url, *, token=None, body=None,
+                  timeout=10) -> (status, json-or-text)``; never raises on 4xx/5xx.
+``put_exam``      ``put_exam(node, exam) -> dict``: PUT /v1/exams/{id} as admin,
+                  asserts 200, returns the JSON body.
+``sample_exam``   a fresh deep copy of ``tests.support.SAMPLE_EXAM`` (see
+                  ``SAMPLE_RIGHT_ANSWERS``, ``SAMPLE_WRONG_ANSWERS``, ``SAMPLE_MAX_SCORE``).
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets as _secrets
+import sys
+import time
+import types
+from pathlib import Path
+from typing import Any, Callable
+
+import jwt
+import pytest
+import redis
+
+from examwire.redis_server import EmbeddedRedis
+from tests import support
+from tests.support import Node
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A private redis-server for the whole session (no AOF: speed over durability)."""
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    """The session server's URL, emptied (FLUSHALL, all 16 databases) before the test."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def secrets() -> types.SimpleNamespace:
+    """Random ``jwt_secret`` (HS256 key) and ``secret`` (EXAMWIRE_SECRET), fixed for the session."""
+    return types.SimpleNamespace(jwt_secret=_secrets.token_urlsafe(32), secret=_secrets.token_urlsafe(32))
+
+
+@pytest.fixture
+def make_token(secrets: types.SimpleNamespace) -> Callable[..., str]:
+    """Factory of HS256 tokens the engine under test accepts (see the module docstring)."""
+
+    def _make_token(
+        sub: str,
+        role: str = "candidate",
+        *,
+        exams: list[str] | None = None,
+        name: str | None = None,
+        ttl: int = 3600,
+        **claims: Any,
+    ) -> str:
+        payload: dict[str, Any] = {"sub": sub, "role": role, "aud": "examwire", "exp": int(time.time()) + ttl}
+        if exams is not None:
+            payload["exams"] = exams
+        if name is not None:
+            payload["name"] = name
+        payload.update(claims)
+        payload = {k: v for k, v in payload.items() if v is not None}
+        return jwt.encode(payload, secrets.jwt_secret, algorithm="HS256")
+
+    return _make_token
+
+
+@pytest.fixture
+def make_node(redis_url: str, secrets: types.SimpleNamespace, tmp_path_factory: pytest.TempPathFactory):
+    """Factory of real engine processes sharing the test's Redis; all stopped at teardown."""
+    nodes: list[Node] = []
+
+    def _make_node(**env: str | None) -> Node:
+        port = support.free_port()
+        data_dir = tmp_path_factory.mktemp("node")
+        argv = [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+        base = {"EXAMWIRE_REDIS_URL": redis_url, "EXAMWIRE_JWT_SECRET": secrets.jwt_secret, "EXAMWIRE_SECRET": secrets.secret}
+        full_env = support.node_env(**{**base, **env})
+        node = Node(argv, full_env, port=port, data_dir=data_dir, cwd=REPO_ROOT)
+        nodes.append(node)
+        node.wait_ready()
+        return node
+
+    yield _make_node
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture(name="http_json")
+def http_json_fixture() -> Callable[..., tuple[int, Any]]:
+    """``tests.support.http_json`` as a fixture."""
+    return support.http_json
+
+
+@pytest.fixture
+def put_exam(make_token: Callable[..., str], http_json: Callable[..., tuple[int, Any]]):
+    """``put_exam(node, exam) -> dict``: load an exam through the admin API, asserting HTTP 200."""
+
+    def _put_exam(node: Node, exam: dict[str, Any]) -> Any:
+        token = make_token("test-admin", "admin")
+        status, body = http_json("PUT", f"{node.base_url}/v1/exams/{exam['id']}", token=token, body=exam)
+        assert status == 200, f"PUT /v1/exams/{exam['id']} -> {status}: {body!r} (node log: {node.log_path})"
+        return body
+
+    return _put_exam
+
+
+@pytest.fixture
+def sample_exam() -> dict[str, Any]:
+    """A fresh (mutable) copy of ``SAMPLE_EXAM``: six questions, all five types."""
+    return copy.deepcopy(support.SAMPLE_EXAM)

@@ -1,0 +1,279 @@
+"""Helpers shared by the test suite: HTTP calls, engine nodes, the sample exam.
+
+Import as ``from tests.support import http_json, Node, SAMPLE_EXAM``; the
+fixtures in ``tests/conftest.py`` are built on these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+
+def http_json(
+    method: str,
+    url: str,
+    *,
+    token: str | None = None,
+    body: Any = None,
+    timeout: float = 10,
+) -> tuple[int, Any]:
+    """One HTTP request with urllib; returns ``(status, decoded body)``.
+
+    ``token`` is sent as ``Authorization: Bearer <token>``. ``body``: ``str`` or
+    ``bytes`` are sent as they are (for malformed-JSON tests), anything else
+    not None is JSON-encoded with ``Content-Type: application/json``. The
+    response is decoded as JSON when it parses, else returned as text (``""``
+    for an empty body). 4xx/5xx are returned, not raised; connection errors and
+    timeouts raise (``urllib.error.URLError`` / ``OSError``).
+    """
+    headers = {"Accept": "application/json"}
+    data: bytes | None = None
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if isinstance(body, bytes):
+        data = body
+    elif isinstance(body, str):
+        data = body.encode()
+    elif body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, method=method.upper(), headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, raw = err.code, err.read()
+        err.close()
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def free_port() -> int:
+    """A TCP port that was free a moment ago on 127.0.0.1 (bind to 0, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    """The last ``lines`` lines of a text file (or a note that it is missing)."""
+    try:
+        with open(path, errors="replace") as fh:
+            return "".join(deque(fh, maxlen=lines))
+    except OSError as exc:
+        return f"(cannot read {path}: {exc})\n"
+
+
+class NodeStartError(AssertionError):
+    """An engine node exited or did not become ready; the message has its log."""
+
+
+class Node:
+    """A real ``python -m examwire serve`` process on 127.0.0.1.
+
+    Attributes: ``port``, ``base_url`` (``http://127.0.0.1:PORT``), ``ws_url``
+    (``ws://127.0.0.1:PORT``), ``data_dir``, ``log_path`` (stdout+stderr),
+    ``proc`` (the ``subprocess.Popen``). ``stop()`` is SIGTERM, wait up to 10 s,
+    then SIGKILL; ``kill()`` is SIGKILL and wait. Both are idempotent.
+    """
+
+    READY_TIMEOUT = 20.0
+
+    def __init__(self, argv: list[str], env: dict[str, str], *, port: int, data_dir: Path, cwd: Path):
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.ws_url = f"ws://127.0.0.1:{port}"
+        self.data_dir = data_dir
+        self.log_path = data_dir / "node.log"
+        self.argv = argv
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        """Poll ``GET /readyz`` until 200; raise ``NodeStartError`` (with the log tail) on exit or timeout."""
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while True:
+            code = self.proc.poll()
+            if code is not None:
+                self._fail(f"engine node exited with code {code} before /readyz answered 200")
+            try:
+                status, body = http_json("GET", f"{self.base_url}/readyz", timeout=2)
+                if status == 200:
+                    return
+                last = f"HTTP {status}: {body!r}"[:300]
+            except OSError as exc:  # URLError is an OSError
+                last = repr(exc)
+            if time.monotonic() > deadline:
+                self.kill()
+                self._fail(f"engine node not ready within {timeout:g} s (last /readyz: {last})")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL (a crash) and wait. Returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        """Everything the node has logged so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def _fail(self, why: str) -> None:
+        self.kill()
+        raise NodeStartError(
+            f"{why}\ncommand: {' '.join(self.argv)}\nlog: {self.log_path}\n"
+            f"--- last 60 lines of {self.log_path} ---\n{tail(self.log_path, 60)}"
+        )
+
+    def __repr__(self) -> str:
+        state = "running" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+        return f"<Node {self.base_url} pid={self.proc.pid} {state} log={self.log_path}>"
+
+
+def node_env(base: dict[str, str] | None = None, **overrides: str | None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) plus ``overrides``; a ``None`` value removes the variable."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
+    return env
+
+
+# --------------------------------------------------------------------------
+# The sample exam: all five item types, known keys, known maximum score.
+#
+#   q1 single      1 pt, penalty 0.5     right "b"            wrong "a"
+#   q2 multiple    2 pts, partial        right ["a","c"]       (each right option 1, each wrong -1, floor 0)
+#   q3 true_false  1 pt                  right True
+#   q4 numeric     1 pt, tolerance 0.01  right 3.14 (3.13..3.15 also right)
+#   q5 text        1 pt, case-insens.    right "Paris" ("  paris " also right)
+#   q6 multiple    1 pt, all_or_nothing  right ["b","d"]
+#
+#   max score 7; pass_percent 50 -> passed at score >= 3.5
+# --------------------------------------------------------------------------
+
+SAMPLE_EXAM: dict[str, Any] = {
+    "id": "sample",
+    "title": "Sample exam",
+    "duration_s": 600,
+    "navigation": "free",
+    "shuffle_questions": True,
+    "shuffle_options": True,
+    "show_result": True,
+    "pass_percent": 50,
+    "questions": [
+        {
+            "id": "q1",
+            "type": "single",
+            "prompt": "Which layer of the OSI model does IP belong to?",
+            "points": 1,
+            "penalty": 0.5,
+            "options": [
+                {"id": "a", "text": "Data link"},
+                {"id": "b", "text": "Network"},
+                {"id": "c", "text": "Transport"},
+                {"id": "d", "text": "Application"},
+            ],
+            "answer": "b",
+        },
+        {
+            "id": "q2",
+            "type": "multiple",
+            "prompt": "Which of these protocols run over TCP?",
+            "points": 2,
+            "scoring": "partial",
+            "options": [
+                {"id": "a", "text": "HTTP/1.1"},
+                {"id": "b", "text": "DHCP"},
+                {"id": "c", "text": "SMTP"},
+                {"id": "d", "text": "NTP"},
+            ],
+            "answer": ["a", "c"],
+        },
+        {
+            "id": "q3",
+            "type": "true_false",
+            "prompt": "A WebSocket connection starts as an HTTP request.",
+            "answer": True,
+        },
+        {
+            "id": "q4",
+            "type": "numeric",
+            "prompt": "Give pi to two decimal places.",
+            "answer": 3.14,
+            "tolerance": 0.01,
+        },
+        {
+            "id": "q5",
+            "type": "text",
+            "prompt": "What is the capital of France?",
+            "answer": ["Paris"],
+            "case_sensitive": False,
+        },
+        {
+            "id": "q6",
+            "type": "multiple",
+            "prompt": "Which of these are even numbers?",
+            "options": [
+                {"id": "a", "text": "3"},
+                {"id": "b", "text": "4"},
+                {"id": "c", "text": "7"},
+                {"id": "d", "text": "10"},
+            ],
+            "answer": ["b", "d"],
+        },
+    ],
+}
+
+#: qid -> the value a candidate sends to get the question fully right.
+SAMPLE_RIGHT_ANSWERS: dict[str, Any] = {
+    "q1": "b",
+    "q2": ["a", "c"],
+    "q3": True,
+    "q4": 3.14,
+    "q5": "Paris",
+    "q6": ["b", "d"],
+}
+
+#: qid -> a value that scores 0 for that question (q1 then costs its 0.5 penalty).
+SAMPLE_WRONG_ANSWERS: dict[str, Any] = {
+    "q1": "a",
+    "q2": ["b", "d"],
+    "q3": False,
+    "q4": 2.5,
+    "q5": "London",
+    "q6": ["a", "b"],
+}
+
+SAMPLE_MAX_SCORE: float = 7
