@@ -89,7 +89,7 @@ def claims_from(payload: Mapping[str, object]) -> Claims:
     sub, role = payload.get("sub"), payload.get("role")
     if not isinstance(sub, str) or not 0 < len(sub) <= 128:
         raise BadToken("invalid token: sub")
-    if role not in ROLES:
+    if not isinstance(role, str) or role not in ROLES:
         raise BadToken("invalid token: role")
     name = payload.get("name")
     if not isinstance(name, str) or len(name) > 200:
