@@ -198,17 +198,18 @@ class Outcome:
 
 _CANDIDATE = (Start, Answer, Flag, Goto, Event, Submit)
 
-_R, _A, _P = State.READY, State.ACTIVE, State.PAUSED
+_R, _A, _P, _X = State.READY, State.ACTIVE, State.PAUSED, State.EXPIRED
 
 # Per command: state -> None (accepted) or the refusal code.  A state not
-# listed refuses the command with "not_active".
+# listed refuses the command with "not_active".  A candidate's work on an
+# expired attempt is refused with "time_up": that is why it ended.
 _ACCEPTS: dict[type, dict[State, str | None]] = {
     Start: {_R: None, _A: None, _P: None},
-    Answer: {_A: None, _R: "not_started"},
-    Flag: {_A: None, _R: "not_started"},
-    Goto: {_A: None, _R: "not_started"},
+    Answer: {_A: None, _R: "not_started", _X: "time_up"},
+    Flag: {_A: None, _R: "not_started", _X: "time_up"},
+    Goto: {_A: None, _R: "not_started", _X: "time_up"},
     Event: {_R: None, _A: None, _P: None},
-    Submit: {_A: None, _R: "not_started"},
+    Submit: {_A: None, _R: "not_started", _X: "time_up"},
     Expire: {_A: None},
     Pause: {_A: None},
     Resume: {_P: None},

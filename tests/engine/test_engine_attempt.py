@@ -170,7 +170,8 @@ def test_candidate_writes_by_state(cmd):
     for end in (Submit(9), Terminate("cheating", "p")):
         done = run(started(), end, T0 + 1).attempt
         refuse(done, cmd, T0 + 2, "not_active")
-    refuse(run(started(), Expire(), T0 + DUR + GRACE).attempt, cmd, T0 + DUR + GRACE, "not_active")
+    # an expired attempt says why: the time is up
+    refuse(run(started(), Expire(), T0 + DUR + GRACE).attempt, cmd, T0 + DUR + GRACE, "time_up")
 
 
 @pytest.mark.parametrize("cmd", [Answer(2, "q1", "a"), Flag(2, "q1", True), Goto(2, 1), Submit(2)])
@@ -276,6 +277,8 @@ def test_submit_refusals():
     done = run(started(), Submit(2), T0 + 1).attempt
     refuse(done, Submit(3), T0 + 2, "not_active")
     refuse(started(), Submit(2), T0 + DUR + GRACE + 1, "time_up")
+    expired = run(started(), Expire(), T0 + DUR + GRACE).attempt
+    refuse(expired, Submit(3), T0 + DUR + GRACE + 5, "time_up")
 
 
 # --- Expire --------------------------------------------------------------
