@@ -12,6 +12,7 @@ from .attempt import (
     Event,
     Expire,
     Extend,
+    Fetch,
     Flag,
     Goto,
     Outcome,
@@ -48,7 +49,7 @@ __all__ = [
     "score_exam", "number",
     # attempt
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
-    "Start", "Answer", "Flag", "Goto", "Event", "Submit",
+    "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
     "Outcome", "apply", "replay",
 ]

@@ -35,7 +35,7 @@ from .shuffle import question_order
 
 __all__ = [
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
-    "Start", "Answer", "Flag", "Goto", "Event", "Submit",
+    "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
     "Outcome", "apply", "replay", "MAX_EXTEND_MS",
 ]
@@ -151,6 +151,13 @@ class Event:
 
 
 @dataclass(frozen=True, slots=True)
+class Fetch:
+    """The candidate asked for questions again: read-only, but its id is consumed."""
+
+    req: int
+
+
+@dataclass(frozen=True, slots=True)
 class Submit:
     req: int
 
@@ -196,7 +203,7 @@ class Outcome:
     ended: bool = False
 
 
-_CANDIDATE = (Start, Answer, Flag, Goto, Event, Submit)
+_CANDIDATE = (Start, Answer, Flag, Goto, Fetch, Event, Submit)
 
 _R, _A, _P, _X = State.READY, State.ACTIVE, State.PAUSED, State.EXPIRED
 
@@ -209,6 +216,7 @@ _ACCEPTS: dict[type, dict[State, str | None]] = {
     Flag: {_A: None, _R: "not_started", _X: "time_up"},
     Goto: {_A: None, _R: "not_started", _X: "time_up"},
     Event: {_R: None, _A: None, _P: None},
+    Fetch: {_R: "not_started", _A: None, _P: None, State.SUBMITTED: None, _X: None, State.TERMINATED: None},
     Submit: {_A: None, _R: "not_started", _X: "time_up"},
     Expire: {_A: None},
     Pause: {_A: None},
@@ -307,6 +315,9 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
         if exam.navigation == "linear" and index < a.index:
             raise _refuse("navigation")
         return Outcome(dataclasses.replace(a, index=index, last_id=req))
+
+    if kind is Fetch:
+        return Outcome(dataclasses.replace(a, last_id=req))
 
     if kind is Event:
         return Outcome(dataclasses.replace(a, events=a.events + 1, last_id=req))

@@ -159,15 +159,14 @@ class CandidateSession:
             raise RequestError(ErrorCode.BAD_REQUEST, "already authenticated")
 
     async def _fetch(self, req: wire.Fetch) -> None:
-        a, exam = self.snap.attempt, self.exam  # type: ignore[union-attr]
-        if a.state is State.READY:
-            raise RequestError(ErrorCode.NOT_STARTED, "start the attempt first", req.id)
+        exam = self.exam
         if req.start >= exam.total:  # type: ignore[union-attr]
             raise RequestError(ErrorCode.BAD_REQUEST, f"from must be below {exam.total}", req.id)  # type: ignore[union-attr]
-        await self.conn.send(Ack(req.id).to_wire())
-        await self._push_batch(req.start, req.count, prefetch=False)
+        if await self._apply(engine.Fetch(req.id), req.id):
+            await self._push_batch(req.start, req.count, prefetch=False)
 
-    async def _apply(self, cmd: object, req_id: int, *, event: dict[str, Any] | None = None) -> None:
+    async def _apply(self, cmd: object, req_id: int, *, event: dict[str, Any] | None = None) -> bool:
+        """Apply a candidate command and ack it; False when it was refused with ``time_up``."""
         ctx, grace = self.ctx, self.ctx.settings.answer_grace_ms
         for _ in range(_COMMIT_TRIES):
             snap = self.snap
@@ -181,10 +180,10 @@ class CandidateSession:
                     raise err from None
                 await self.conn.send_error(err)
                 await self._expire_if_due(loud=True)
-                return
+                return False
             if out.duplicate:
                 await self.conn.send(Ack(req_id, {"dup": True}).to_wire())
-                return
+                return True
             new = out.attempt
             if out.time_changed and new.state is State.ACTIVE:
                 await ctx.redis.zadd(keys.DEADLINES, {new.id: new.deadline(now) + grace})
@@ -201,7 +200,7 @@ class CandidateSession:
                 self.snap = committed
                 await self.conn.send(Ack(req_id, dict(out.reply)).to_wire())
                 await self._after(cmd, out.ended, out.time_changed, now)
-                return
+                return True
             if committed is Commit.SUPERSEDED:
                 raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")
             if committed is Commit.MISSING:

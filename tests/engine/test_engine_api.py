@@ -14,7 +14,7 @@ EXPECTED = {
     "derive_seed", "permutation", "Layout", "layout", "batch",
     "Value", "check_value", "score_question", "QuestionResult", "Result", "score_exam", "number",
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
-    "Start", "Answer", "Flag", "Goto", "Event", "Submit",
+    "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
     "Outcome", "apply", "replay",
 }

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from engine import (
     FINAL, Answer, Attempt, Event, Expire, Extend, Flag, Goto, Outcome, Pause, Refused, Resume,
-    Start, State, Submit, Terminate, apply, derive_seed, layout, new_attempt, replay,
+    Fetch, Start, State, Submit, Terminate, apply, derive_seed, layout, new_attempt, replay,
 )
 
 from .engine_testdata import build
@@ -541,3 +541,14 @@ def test_invariants(exam_i, log):
         if exam.navigation == "linear":
             assert b.index >= a.index
         a = b
+
+
+def test_fetch_consumes_its_id_in_every_started_state():
+    refuse(fresh(), Fetch(1), T0, "not_started")
+    a = started()
+    out = run(a, Fetch(7), T0 + 1)
+    assert out.attempt.last_id == 7 and out.attempt.answers == a.answers and not out.time_changed
+    assert run(out.attempt, Fetch(7), T0 + 2).duplicate
+    assert run(paused(), Fetch(50), T0 + 70_000).attempt.last_id == 50
+    done = run(started(), Submit(9), T0 + 1).attempt
+    assert run(done, Fetch(10), T0 + 2).attempt.last_id == 10
