@@ -1,0 +1,142 @@
+"""The command line on embedded defaults: real processes, no EXAMWIRE_REDIS_URL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jwt
+import websockets
+
+from tests.support import SAMPLE_EXAM, free_port, http_json
+
+
+def _env(data_dir) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
+    env["EXAMWIRE_DATA_DIR"] = str(data_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _examwire(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "examwire", *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_import_lists_every_problem_by_path(tmp_path):
+    bad = json.loads(json.dumps(SAMPLE_EXAM))
+    bad["duration_s"] = 0
+    q = next(q for q in bad["questions"] if q["type"] == "single")
+    q["answer"] = "zz"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    out = _examwire("import", str(path), env=_env(tmp_path / "data"))
+    assert out.returncode == 1
+    assert "duration_s:" in out.stderr
+    index = bad["questions"].index(q)
+    assert f'questions[{index}].answer: option "zz" does not exist' in out.stderr
+
+
+def test_import_then_token_then_serve_embedded(tmp_path):
+    env = _env(tmp_path / "data")
+    path = tmp_path / "exam.json"
+    path.write_text(json.dumps(SAMPLE_EXAM))
+    first = _examwire("import", str(path), env=env)
+    assert first.returncode == 0, first.stderr
+    assert "version 1" in first.stdout
+    again = _examwire("import", str(path), env=env)
+    assert "unchanged" in again.stdout and "version 1" in again.stdout
+
+    token = _examwire("token", "--sub", "ann", "--role", "candidate", "--exam", SAMPLE_EXAM["id"], env=env).stdout.strip()
+    secret = (tmp_path / "data" / "jwt-secret").read_text().strip()
+    claims = jwt.decode(token, secret, algorithms=["HS256"], audience="examwire")
+    assert claims["sub"] == "ann" and claims["exams"] == [SAMPLE_EXAM["id"]]
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examwire", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_ready(port)
+
+        async def take_it() -> dict:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/{SAMPLE_EXAM['id']}/attempt") as ws:
+                await ws.send(json.dumps({"t": "hello", "token": token, "v": 1}))
+                welcome = json.loads(await ws.recv())
+                await ws.send(json.dumps({"t": "submit", "id": welcome["last_id"] + 1}))
+                return welcome, json.loads(await ws.recv())
+
+        welcome, reply = asyncio.run(take_it())
+        assert welcome["t"] == "welcome" and welcome["state"] == "ready"
+        assert reply["code"] == "not_started"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+    # the private Redis was stopped with the engine, and its socket is gone
+    assert not (tmp_path / "data" / "redis.sock").exists()
+    # AOF kept the exam: a second import needs no new version
+    assert "unchanged" in _examwire("import", str(path), env=env).stdout
+
+
+def test_serve_demo_prints_working_tokens(tmp_path):
+    env = _env(tmp_path / "data")
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "examwire", "serve", "--demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(line.startswith("proctor token:") for line in lines):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line.strip())
+        tokens = dict(re.match(r"(candidate|proctor) token:\s+(\S+)", line).groups() for line in lines if " token:" in line)
+        assert set(tokens) == {"candidate", "proctor"}, lines
+        _wait_ready(port)
+        status, exam = http_json("GET", f"http://127.0.0.1:{port}/v1/exams/demo", token=tokens["candidate"])
+        assert status == 200 and exam["total"] == 65
+
+        async def start() -> list[dict]:
+            async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/demo/attempt") as ws:
+                await ws.send(json.dumps({"t": "hello", "token": tokens["candidate"], "v": 1}))
+                got = [json.loads(await ws.recv())]
+                await ws.send(json.dumps({"t": "start", "id": got[0]["last_id"] + 1}))
+                for _ in range(3):
+                    got.append(json.loads(await ws.recv()))
+                return got
+
+        welcome, ack, time_msg, batch = asyncio.run(start())
+        assert welcome["exam"]["total"] == 65
+        assert ack["t"] == "ack" and time_msg["t"] == "time" and batch["t"] == "batch"
+        assert {q["type"] for q in batch["questions"]} <= {"single", "multiple", "true_false", "numeric", "text"}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+
+
+def _wait_ready(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            status, _ = http_json("GET", f"http://127.0.0.1:{port}/readyz", timeout=1)
+            if status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"engine on port {port} never became ready")
