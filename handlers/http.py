@@ -9,7 +9,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine import FINAL, ExamInvalid, State
+from engine import FINAL, ExamInvalid, State, number
 
 from .auth import BadToken, Claims, bearer
 from .candidate import EXAM_ID
@@ -89,7 +89,7 @@ async def get_exam(request: Request) -> Response:
             "duration_ms": exam.duration_ms,
             "total": exam.total,
             "navigation": exam.navigation,
-            "max_score": float(exam.max_score) if exam.max_score.denominator != 1 else int(exam.max_score),
+            "max_score": number(exam.max_score),
         }
     )
 

@@ -43,6 +43,8 @@ _SCALARS: tuple[tuple[str, str], ...] = (
     ("ended_at", "ended"),
     ("end_reason", "reason"),
 )
+#: Fields stored as '' when the attribute is None.
+_NULLABLE = {"started", "paused_at", "ended", "reason"}
 _INTS = {"exam_ver", "dur", "created", "last_id", "idx", "started", "paused_at", "paused_ms", "ext_ms", "events", "ended"}
 
 
@@ -70,15 +72,14 @@ def decode(fields: Mapping[str, str], answers: Mapping[str, str], flags: list[st
     kw: dict[str, Any] = {"id": fields["id"]}
     for attr, name in _SCALARS:
         raw = fields.get(name, "")
-        if name in _INTS:
-            kw[attr] = int(raw) if raw != "" else None
+        if raw == "" and name in _NULLABLE:
+            kw[attr] = None
+        elif name in _INTS:
+            kw[attr] = int(raw or 0)
         elif name == "state":
             kw[attr] = State(raw)
         else:
-            kw[attr] = raw if raw != "" or name in ("name", "user", "seed", "exam") else None
-    for attr in ("last_id", "index", "paused_ms", "extended_ms", "events", "exam_version", "duration_ms", "created_at"):
-        if kw[attr] is None:
-            kw[attr] = 0
+            kw[attr] = raw
     kw["answers"] = {q: json.loads(v) for q, v in answers.items()}
     kw["flags"] = frozenset(flags)
     return Attempt(**kw)

@@ -37,6 +37,13 @@ def _exam() -> engine.Exam:
     return engine.parse_exam(SAMPLE_EXAM, version=1)
 
 
+async def _created(store: RedisAttempts, exam: engine.Exam):
+    """A fresh attempt stored in Redis, as read back."""
+    a = _fresh(exam)
+    await store.create(a)
+    return await store.load(a.id)
+
+
 def _fresh(exam: engine.Exam, user: str = "u1", now: int = 1_000) -> engine.Attempt:
     aid = attempt_id(SECRET, exam.id, user)
     return engine.new_attempt(
@@ -64,9 +71,8 @@ def test_commit_writes_the_difference_and_bumps_the_version(redis_url):
     async def go():
         redis, store, _ = await _store(redis_url)
         exam = _exam()
-        a = _fresh(exam)
-        await store.create(a)
-        snap = await store.load(a.id)
+        snap = await _created(store, exam)
+        a = snap.attempt
         out = engine.apply(snap.attempt, exam, engine.Start(1), now=2_000, grace_ms=0)
         snap2 = await store.commit(snap, out.attempt)
         assert isinstance(snap2, Snapshot) and snap2.ver == 2
@@ -95,9 +101,8 @@ def test_stale_version_conflicts_and_writes_nothing(redis_url):
     async def go():
         redis, store, _ = await _store(redis_url)
         exam = _exam()
-        a = _fresh(exam)
-        await store.create(a)
-        snap = await store.load(a.id)
+        snap = await _created(store, exam)
+        a = snap.attempt
         started = engine.apply(snap.attempt, exam, engine.Start(1), now=2_000, grace_ms=0).attempt
         assert isinstance(await store.commit(snap, started), Snapshot)
         # a second writer computed from the same old version loses
@@ -167,9 +172,8 @@ def test_events_are_capped(redis_url):
     async def go():
         redis, store, _ = await _store(redis_url)
         exam = _exam()
-        a = _fresh(exam)
-        await store.create(a)
-        snap = await store.load(a.id)
+        snap = await _created(store, exam)
+        a = snap.attempt
         for i in range(1, 211):
             new = engine.apply(snap.attempt, exam, engine.Event(i, "blur"), now=2_000, grace_ms=0).attempt
             snap = await store.commit(snap, new, event={"kind": "blur", "n": i})
