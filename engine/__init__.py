@@ -5,6 +5,7 @@ epoch) and randomness (a per-attempt hex ``seed``) are inputs, so every
 attempt can be replayed and audited.
 """
 
+from .analysis import analyse
 from .attempt import (
     FINAL,
     Answer,
@@ -52,4 +53,6 @@ __all__ = [
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
     "Outcome", "apply", "replay",
+    # analysis
+    "analyse",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any, AsyncIterator
 
@@ -22,7 +23,8 @@ from handlers.context import Context
 from handlers.expiry import sweeper
 from handlers.hub import Hub
 from storage.attempts import RedisAttempts
-from storage.exams import ExamCache, RedisExams
+from storage.exams import ExamCache
+from storage.results import ResultStore, StoreUnavailable
 from storage.scripts import Scripts
 
 from .settings import Settings
@@ -38,16 +40,34 @@ def connect_redis(url: str, *, max_connections: int) -> Redis:
     return Redis.from_pool(pool)
 
 
+def build_results(settings: Settings) -> ResultStore:
+    """MongoDB when ``mongodb_url`` is set, else SQLite in the data dir (not yet opened)."""
+    if settings.mongodb_url:
+        from storage.mongo_results import MongoResults
+
+        return MongoResults(
+            settings.mongodb_url,
+            database=settings.mongodb_database,
+            write_concern=settings.mongodb_write_concern,
+            timeout_ms=settings.store_timeout_ms,
+        )
+    from storage.sqlite_results import SqliteResults
+
+    return SqliteResults(settings.results_path, busy_timeout_ms=settings.store_timeout_ms)
+
+
 def build_context(settings: Settings, **overrides: Any) -> Context:
     """Every shared resource of one node; ``overrides`` replace Context fields (e.g. ``clock``)."""
     redis = connect_redis(settings.redis_url, max_connections=settings.redis_max_connections)  # type: ignore[arg-type]
     scripts = Scripts.register(redis)
+    results = overrides.pop("results", None) or build_results(settings)
     return Context(
         settings=settings,
         redis=redis,
         scripts=scripts,
         attempts=RedisAttempts(redis, scripts),
-        exams=ExamCache(RedisExams(redis, scripts)),
+        exams=ExamCache(redis, scripts, results),
+        results=results,
         hub=Hub(redis),
         auth=Authenticator(
             algorithms=settings.jwt_algorithms,
@@ -60,6 +80,19 @@ def build_context(settings: Settings, **overrides: Any) -> Context:
     )
 
 
+async def open_results(ctx: Context) -> None:
+    """Open the results store, retrying while it is unavailable: the engine serves attempts meanwhile."""
+    delay = 0.5
+    while True:
+        try:
+            await ctx.results.open()
+            return
+        except StoreUnavailable as exc:
+            log.warning(json.dumps({"event": "results_store_unavailable", "error": str(exc)[:200], "retry_s": delay}))
+            await asyncio.sleep(delay)
+            delay = min(30.0, delay * 2)
+
+
 def create_app(settings: Settings) -> Starlette:
     if settings.redis_url is None:
         raise ValueError("settings.redis_url must be set (embedded mode fills it in before building the app)")
@@ -69,7 +102,13 @@ def create_app(settings: Settings) -> Starlette:
         ctx = build_context(settings)
         redis, hub = ctx.redis, ctx.hub
         app.state.ctx = ctx
-        tasks = [asyncio.create_task(hub.run(), name="hub"), asyncio.create_task(sweeper(ctx), name="sweeper")]
+        tasks = [
+            asyncio.create_task(hub.run(), name="hub"),
+            asyncio.create_task(sweeper(ctx), name="sweeper"),
+            asyncio.create_task(open_results(ctx), name="results"),
+        ]
+        # give the store a moment so the first requests find its tables; the node serves attempts regardless
+        await asyncio.wait({tasks[2]}, timeout=settings.store_timeout_ms / 1000 + 1)
         try:
             await asyncio.wait_for(hub.subscribed.wait(), timeout=10)
         except TimeoutError:
@@ -81,6 +120,7 @@ def create_app(settings: Settings) -> Starlette:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await ctx.results.close()
             await redis.aclose()
             ctx.event("node_stopped")
 
@@ -89,6 +129,8 @@ def create_app(settings: Settings) -> Starlette:
         Route("/readyz", http.readyz),
         Route("/v1/exams/{exam_id}", http.put_exam, methods=["PUT"]),
         Route("/v1/exams/{exam_id}", http.get_exam, methods=["GET"]),
+        Route("/v1/exams/{exam_id}/results", http.get_results, methods=["GET"]),
+        Route("/v1/exams/{exam_id}/analysis", http.get_analysis, methods=["GET"]),
         Route("/v1/attempts/{attempt}", http.get_attempt, methods=["GET"]),
         WebSocketRoute("/v1/exams/{exam_id}/attempt", candidate.endpoint),
     ]

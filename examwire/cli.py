@@ -1,4 +1,4 @@
-"""The ``examwire`` command: serve, import, token."""
+"""The ``examwire`` command: serve, import, token, worker, beat, export."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from importlib import resources
@@ -66,19 +70,18 @@ def session_redis(settings: Settings) -> Iterator[str]:
         yield url
 
 
-async def _store_exam(url: str, doc: Any) -> tuple[int, bool, str]:
-    from storage.exams import ExamCache, RedisExams
-    from storage.scripts import Scripts
+async def _store_exam(settings: Settings, doc: Any) -> tuple[int, bool, str]:
+    """Put an exam into the results store (the authority) and the Redis cache."""
+    from .app import build_context
 
-    from .app import connect_redis
-
-    redis = connect_redis(url, max_connections=4)
+    ctx = build_context(settings)
     try:
-        cache = ExamCache(RedisExams(redis, Scripts.register(redis)))
-        exam, created = await cache.put(doc)
+        await ctx.results.open()
+        exam, created = await ctx.exams.put(doc)
         return exam.version, created, exam.id
     finally:
-        await redis.aclose()
+        await ctx.results.close()
+        await ctx.redis.aclose()
 
 
 class JsonLines(logging.Formatter):
@@ -112,14 +115,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir)
     _configure_logging()
     embedded = None
+    worker: subprocess.Popen[bytes] | None = None
     if settings.redis_url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         settings = settings.with_redis(embedded.start())
         print(f"examwire: embedded Redis on {settings.redis_url} (data in {settings.data_dir})", file=sys.stderr)
     try:
+        if embedded is not None and settings.embedded_worker:
+            worker = _start_worker(settings)
+            store = settings.mongodb_url and "MongoDB" or f"SQLite {settings.results_path}"
+            print(f"examwire: Celery worker with beat started (pid {worker.pid}); results go to {store}", file=sys.stderr)
         if args.demo:
             doc = demo_exam()
-            version, _, exam_id = asyncio.run(_store_exam(settings.redis_url, doc))  # type: ignore[arg-type]
+            version, _, exam_id = asyncio.run(_store_exam(settings, doc))
             base = f"http://{_display_host(args.host)}:{args.port}"
             cand = mint_token(settings, sub="demo-candidate", role="candidate", exams=[exam_id], name="Demo Candidate", ttl=86400)
             proc = mint_token(settings, sub="demo-proctor", role="proctor", exams=[exam_id], name="Demo Proctor", ttl=86400)
@@ -143,9 +151,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
         uvicorn.Server(config).run()
     finally:
+        if worker is not None:
+            _stop_worker(worker)
         if embedded is not None:
             embedded.stop()
     return 0
+
+
+def _start_worker(settings: Settings) -> "subprocess.Popen[bytes]":
+    """``examwire worker --beat`` as a child process on the embedded Redis (embedded mode only)."""
+    env = {
+        **os.environ,
+        "EXAMWIRE_REDIS_URL": settings.redis_url or "",
+        "EXAMWIRE_SECRET": settings.secret,
+        "EXAMWIRE_JWT_SECRET": settings.jwt_secret or "",
+    }
+    argv = [sys.executable, "-m", "examwire", "worker", "--beat", "--data-dir", str(settings.data_dir)]
+    return subprocess.Popen(argv, env=env, start_new_session=True)
+
+
+def _stop_worker(worker: "subprocess.Popen[bytes]") -> None:
+    """Warm shutdown (SIGTERM: finish the running task), then SIGKILL after 15 s."""
+    if worker.poll() is not None:
+        return
+    worker.terminate()
+    try:
+        worker.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -163,7 +197,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     with session_redis(settings) as url:
-        version, created, exam_id = asyncio.run(_store_exam(url, doc))
+        version, created, exam_id = asyncio.run(_store_exam(settings.with_redis(url), doc))
     state = "stored as version" if created else "unchanged, still version"
     print(f"exam {exam_id!r} {state} {version}")
     return 0
@@ -172,6 +206,71 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir)
     print(mint_token(settings, sub=args.sub, role=args.role, exams=args.exam or None, name=args.name, ttl=args.ttl))
+    return 0
+
+
+def _worker_settings(args: argparse.Namespace) -> Settings:
+    """Settings of a worker or beat: the configured Redis, else the running embedded one."""
+    settings = Settings.from_env(data_dir=args.data_dir)
+    if settings.redis_url is None:
+        sock = settings.data_dir / "redis.sock"
+        if not sock.exists():
+            raise SettingsError(f"set EXAMWIRE_REDIS_URL, or start `examwire serve` first (no Redis at {sock})")
+        settings = settings.with_redis(f"unix://{sock}")
+    return settings
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tasks.app import create_celery
+
+    settings = _worker_settings(args)
+    _configure_logging()
+    app = create_celery(settings)
+    argv = [
+        "worker",
+        "--loglevel", args.loglevel,
+        "--concurrency", str(args.concurrency or settings.worker_concurrency),
+        "--pool", args.pool,
+        "--hostname", f"examwire-{settings.node_id}@{socket.gethostname()}",
+        "--without-gossip", "--without-mingle",
+    ]  # fmt: skip
+    if args.beat:
+        argv += ["--beat", "--schedule", str(settings.data_dir / "celerybeat-schedule")]
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app.worker_main(argv)
+    return 0
+
+
+def cmd_beat(args: argparse.Namespace) -> int:
+    from tasks.app import create_celery
+
+    settings = _worker_settings(args)
+    _configure_logging()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = create_celery(settings)
+    app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(settings.data_dir / "celerybeat-schedule")])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from tasks import jobs
+
+    from .app import build_context
+
+    settings = Settings.from_env(data_dir=args.data_dir)
+
+    async def run(url: str) -> str:
+        ctx = build_context(settings.with_redis(url))
+        try:
+            await ctx.results.open()
+            return await jobs.export(ctx, args.exam, Path(args.out_dir) if args.out_dir else None)
+        finally:
+            await ctx.results.close()
+            await ctx.redis.aclose()
+
+    with session_redis(settings) as url:
+        path = asyncio.run(run(url))
+    print(path)
     return 0
 
 
@@ -203,6 +302,25 @@ def build_parser() -> argparse.ArgumentParser:
     tok.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
     tok.add_argument("--data-dir", default=None)
     tok.set_defaults(func=cmd_token)
+
+    wrk = sub.add_parser("worker", help="run a Celery worker: persist results, sweep deadlines, analyse, export")
+    wrk.add_argument("--beat", action="store_true", help="also run the beat scheduler in this process (one per deployment)")
+    wrk.add_argument("--concurrency", type=int, default=None, help="worker processes (default: $EXAMWIRE_WORKER_CONCURRENCY or 1)")
+    wrk.add_argument("--pool", default="prefork", choices=["prefork", "solo", "threads"])
+    wrk.add_argument("--loglevel", default="WARNING")
+    wrk.add_argument("--data-dir", default=None)
+    wrk.set_defaults(func=cmd_worker)
+
+    beat = sub.add_parser("beat", help="run the Celery beat scheduler (exactly one per deployment)")
+    beat.add_argument("--loglevel", default="WARNING")
+    beat.add_argument("--data-dir", default=None)
+    beat.set_defaults(func=cmd_beat)
+
+    exp = sub.add_parser("export", help="write an exam's persisted results as CSV; prints the file path")
+    exp.add_argument("exam")
+    exp.add_argument("--out-dir", default=None, help="default: <data dir>/exports")
+    exp.add_argument("--data-dir", default=None)
+    exp.set_defaults(func=cmd_export)
     return parser
 
 

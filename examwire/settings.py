@@ -35,6 +35,26 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+
+def _write_concern(raw: str) -> str | int:
+    """``majority``, a tag set name, or a number of nodes (0 = unacknowledged is refused)."""
+    if raw.isdigit():
+        if int(raw) < 1:
+            raise SettingsError("EXAMWIRE_MONGODB_WRITE_CONCERN must acknowledge writes (1 or more, or majority)")
+        return int(raw)
+    return raw
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "examwire"
 
@@ -60,6 +80,8 @@ class Settings:
 
     ``redis_url`` None means embedded mode: the command line starts a private
     Redis in ``data_dir`` and fills it in before the app is built.
+    ``mongodb_url`` None means results go to SQLite in ``data_dir``.
+    ``celery_broker_url`` None means the session Redis.
     """
 
     data_dir: Path
@@ -82,6 +104,20 @@ class Settings:
     sweep_interval_ms: int = 250
     time_push_interval_s: float = 60.0
     redis_max_connections: int = 200
+    sqlite_path: Path | None = None
+    mongodb_database: str = "examwire"
+    mongodb_write_concern: str | int = "majority"
+    store_timeout_ms: int = 5000
+    celery_broker_url: str | None = None
+    embedded_worker: bool = True
+    worker_concurrency: int = 1
+    persisted_ttl_s: int = 3600
+    outbox_batch: int = 100
+    outbox_retry_ms: int = 1000
+    outbox_retry_max_ms: int = 60_000
+    drain_interval_ms: int = 1000
+    worker_sweep_interval_ms: int = 5000
+    analysis_interval_s: int = 300
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @classmethod
@@ -147,10 +183,44 @@ class Settings:
             time_push_interval_s=_int(env, "EXAMWIRE_TIME_PUSH_INTERVAL_MS", 60_000, low=100, high=600_000) / 1000,
             send_queue=_int(env, "EXAMWIRE_SEND_QUEUE", 256, low=4, high=100_000),
             redis_max_connections=_int(env, "EXAMWIRE_REDIS_MAX_CONNECTIONS", 200, low=4, high=10_000),
+            sqlite_path=Path(env["EXAMWIRE_SQLITE_PATH"]).expanduser().resolve() if env.get("EXAMWIRE_SQLITE_PATH") else None,
+            mongodb_database=env.get("EXAMWIRE_MONGODB_DB") or "examwire",
+            mongodb_write_concern=_write_concern(env.get("EXAMWIRE_MONGODB_WRITE_CONCERN") or "majority"),
+            store_timeout_ms=_int(env, "EXAMWIRE_STORE_TIMEOUT_MS", 5000, low=50, high=600_000),
+            celery_broker_url=env.get("EXAMWIRE_CELERY_BROKER_URL") or None,
+            embedded_worker=_bool(env, "EXAMWIRE_EMBEDDED_WORKER", True),
+            worker_concurrency=_int(env, "EXAMWIRE_WORKER_CONCURRENCY", 1, low=1, high=64),
+            persisted_ttl_s=_int(env, "EXAMWIRE_PERSISTED_TTL_S", 3600, low=1, high=30 * 86400),
+            outbox_batch=_int(env, "EXAMWIRE_OUTBOX_BATCH", 100, low=1, high=10_000),
+            outbox_retry_ms=_int(env, "EXAMWIRE_OUTBOX_RETRY_MS", 1000, low=10, high=3_600_000),
+            outbox_retry_max_ms=_int(env, "EXAMWIRE_OUTBOX_RETRY_MAX_MS", 60_000, low=10, high=86_400_000),
+            drain_interval_ms=_int(env, "EXAMWIRE_DRAIN_INTERVAL_MS", 1000, low=50, high=3_600_000),
+            worker_sweep_interval_ms=_int(env, "EXAMWIRE_WORKER_SWEEP_INTERVAL_MS", 5000, low=50, high=3_600_000),
+            analysis_interval_s=_int(env, "EXAMWIRE_ANALYSIS_INTERVAL_S", 300, low=1, high=86_400),
         )
+
+    @property
+    def broker_url(self) -> str:
+        """The Celery broker and result backend: ``celery_broker_url``, else the session Redis."""
+        url = self.celery_broker_url or self.redis_url
+        if url is None:
+            raise SettingsError("no Redis URL to use as the Celery broker")
+        return celery_url(url)
+
+    @property
+    def results_path(self) -> Path:
+        """The embedded results store (SQLite), used when ``mongodb_url`` is None."""
+        return self.sqlite_path or self.data_dir / "results.sqlite3"
 
     def with_redis(self, url: str) -> "Settings":
         """A copy with ``redis_url`` filled in (embedded mode, once Redis runs)."""
         from dataclasses import replace
 
         return replace(self, redis_url=url)
+
+
+def celery_url(redis_url: str) -> str:
+    """A redis-py URL in the form Celery's broker and backend take (``unix://`` -> ``redis+socket://``)."""
+    if redis_url.startswith("unix://"):
+        return "redis+socket://" + redis_url[len("unix://"):]
+    return redis_url

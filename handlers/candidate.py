@@ -31,7 +31,7 @@ from protocol import (
 )
 from protocol import candidate as wire
 from storage import keys
-from storage.attempts import Commit, Snapshot, attempt_id
+from storage.attempts import Commit, Snapshot, attempt_id, from_record
 
 from .auth import Claims
 from .connection import Connection
@@ -62,6 +62,7 @@ class CandidateSession:
         self.exam: Exam | None = None
         self.layout: Layout | None = None
         self.sent_hi = 0  # candidate positions [0, sent_hi) were pushed ahead by prefetch
+        self.archived = False  # served from the results store: final and read-only
 
     # -- opening ---------------------------------------------------------------------
 
@@ -73,6 +74,12 @@ class CandidateSession:
             raise Disconnect(CloseCode.NO_EXAM, "no such exam")
         aid = attempt_id(ctx.secret, self.exam_id, claims.sub)
         snap = await ctx.attempts.load(aid)
+        if snap is None:
+            # a persisted attempt whose Redis keys expired: the store has it; never start afresh
+            record = await ctx.results.get_result(aid)  # StoreUnavailable closes 1013: retry later
+            if record is not None:
+                snap = from_record(record)
+                self.archived = True
         if snap is None:
             exam = await ctx.exams.current(self.exam_id)
             if exam is None:
@@ -90,8 +97,9 @@ class CandidateSession:
         self.layout = engine.layout(exam, snap.attempt.seed)
         conn.log_fields.update(attempt=aid, exam=self.exam_id)
 
-        ctx.hub.add(aid, conn)
-        await ctx.attempts.claim(aid, conn.conn_id)
+        if not self.archived:
+            ctx.hub.add(aid, conn)
+            await ctx.attempts.claim(aid, conn.conn_id)
         ctx.event("connect", encoding=conn.encoding.name.lower() if conn.encoding else None, **conn.log_fields)
         await self._expire_if_due()
         await self._welcome()
@@ -129,7 +137,7 @@ class CandidateSession:
             await self._send_result()
 
     async def close(self) -> None:
-        if self.snap is not None:
+        if self.snap is not None and not self.archived:
             aid = self.snap.attempt.id
             self.ctx.hub.remove(aid, self.conn)
             await self.ctx.attempts.release(aid, self.conn.conn_id)

@@ -35,6 +35,7 @@ from protocol import (
     error_message,
     parse_request,
 )
+from storage.results import StoreUnavailable
 
 from .auth import BadToken, Claims, bearer, origin_allowed
 from .context import Context
@@ -157,6 +158,10 @@ class Connection:
                 log.exception("session store error")
                 close_code = int(CloseCode.INTERNAL)
                 await self._close(CloseCode.INTERNAL, "session store unavailable; reconnect")
+            except StoreUnavailable:
+                log.warning('{"event":"results_store_unavailable","where":"connection"}')
+                close_code = int(CloseCode.TRY_AGAIN)
+                await self._close(CloseCode.TRY_AGAIN, "results store unavailable; retry shortly")
             except Exception:
                 log.exception("internal error")
                 close_code = int(CloseCode.INTERNAL)
@@ -259,6 +264,8 @@ class Connection:
                 raise RequestError(
                     ErrorCode.INTERNAL, "session store unavailable; retry", _request_id(message)
                 ) from None
+            except StoreUnavailable:
+                raise RequestError(ErrorCode.INTERNAL, "results store unavailable; retry", _request_id(message)) from None
             except Exception:
                 log.exception("internal error handling %s", message.get("t"))
                 raise RequestError(ErrorCode.INTERNAL, "internal error", _request_id(message)) from None

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from examwire.settings import Settings
 from storage.attempts import AttemptStore
 from storage.exams import ExamCache
+from storage.results import ResultStore
 from storage.scripts import Scripts
 
 from .auth import Authenticator
@@ -30,6 +31,7 @@ class Context:
     scripts: Scripts
     attempts: AttemptStore
     exams: ExamCache
+    results: ResultStore
     hub: Hub
     auth: Authenticator
     clock: Callable[[], int] = wall_clock_ms

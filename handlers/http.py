@@ -1,4 +1,9 @@
-"""HTTP endpoints: health, exam definitions, attempt results."""
+"""HTTP endpoints: health, exam definitions, attempts, results and their analysis.
+
+Errors are JSON ``{"error": code, "message": ...}``; a results store that
+cannot be reached is 503 ``store_unavailable`` (the engine keeps serving
+attempts: nothing on the answer path touches the store).
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,16 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from storage.results import StoreUnavailable
 
 from engine import FINAL, ExamInvalid, State, number
 
 from .auth import BadToken, Claims, bearer
 from .candidate import EXAM_ID
 from .context import Context
+from .reports import analysis, csv_chunks
 
 MAX_EXAM_BYTES = 8 * 1024 * 1024
 
@@ -40,7 +48,12 @@ async def readyz(request: Request) -> Response:
         await ctx.redis.ping()
     except (RedisError, OSError):
         return JSONResponse({"status": "unavailable", "redis": False}, status_code=503)
-    return JSONResponse({"status": "ready", "redis": True, "node": ctx.settings.node_id})
+    try:
+        await ctx.results.ping()
+        store = True
+    except StoreUnavailable:
+        store = False  # attempts are still served; results wait in the outbox
+    return JSONResponse({"status": "ready", "redis": True, "store": store, "node": ctx.settings.node_id})
 
 
 async def put_exam(request: Request) -> Response:
@@ -65,6 +78,8 @@ async def put_exam(request: Request) -> Response:
         exam, created = await ctx.exams.put(doc, exam_id=exam_id)
     except ExamInvalid as exc:
         return _error(400, "invalid_exam", f"{len(exc.problems)} problem(s)", problems=exc.problems)
+    except StoreUnavailable:
+        return _unavailable()
     ctx.event("exam_put", exam=exam.id, version=exam.version, created=created, by=claims.sub)
     return JSONResponse({"id": exam.id, "version": exam.version, "created": created, "total": exam.total})
 
@@ -78,7 +93,10 @@ async def get_exam(request: Request) -> Response:
     exam_id = request.path_params["exam_id"]
     if not claims.may_use(exam_id):
         return _error(403, "forbidden", "this token may not see this exam")
-    exam = await ctx.exams.current(exam_id) if EXAM_ID.match(exam_id) else None
+    try:
+        exam = await ctx.exams.current(exam_id) if EXAM_ID.match(exam_id) else None
+    except StoreUnavailable:
+        return _unavailable()
     if exam is None:
         return _error(404, "not_found", "no such exam")
     return JSONResponse(
@@ -95,20 +113,32 @@ async def get_exam(request: Request) -> Response:
 
 
 async def get_attempt(request: Request) -> Response:
-    """``GET /v1/attempts/{attempt}``: the candidate's own, or any of a proctor/admin's exams."""
+    """``GET /v1/attempts/{attempt}``: the candidate's own, or any of a proctor/admin's exams.
+
+    Read from Redis while the attempt is live there, from the results store
+    once it has been persisted and its Redis keys have expired.
+    """
     ctx: Context = request.app.state.ctx
     claims = await _claims(request)
     if isinstance(claims, JSONResponse):
         return claims
     aid = request.path_params["attempt"]
-    snap = await ctx.attempts.load(aid) if _is_attempt_id(aid) else None
-    if snap is None:
+    if not _is_attempt_id(aid):
         return _error(404, "not_found", "no such attempt")
-    a = snap.attempt
-    allowed = claims.may_use(a.exam_id) and (claims.is_staff or claims.sub == a.user)
-    if not allowed:  # indistinguishable from a missing attempt
-        return _error(404, "not_found", "no such attempt")
-    exam = await ctx.exams.get(a.exam_id, a.exam_version)
+    snap = await ctx.attempts.load(aid)
+    try:
+        if snap is None:
+            record = await ctx.results.get_result(aid)
+            if record is None or not _may_see(claims, record["exam"], record["user"]):
+                return _error(404, "not_found", "no such attempt")
+            exam = await ctx.exams.get(record["exam"], record["exam_version"])
+            return JSONResponse(_stored_body(record, show=claims.is_staff or (exam is not None and exam.show_result)))
+        a = snap.attempt
+        if not _may_see(claims, a.exam_id, a.user):  # indistinguishable from a missing attempt
+            return _error(404, "not_found", "no such attempt")
+        exam = await ctx.exams.get(a.exam_id, a.exam_version)
+    except StoreUnavailable:
+        return _unavailable()
     show = claims.is_staff or (exam is not None and exam.show_result)
     now = ctx.clock()
     body: dict[str, Any] = {
@@ -128,6 +158,7 @@ async def get_attempt(request: Request) -> Response:
         "max_score": None,
         "percent": None,
         "passed": None,
+        "persisted": bool(snap.fields.get("persisted")),
     }
     result = snap.result if a.state in FINAL else None
     if result is not None and show:
@@ -138,6 +169,120 @@ async def get_attempt(request: Request) -> Response:
     if a.state is State.READY:
         body["deadline"] = None
     return JSONResponse(body)
+
+
+def _may_see(claims: Claims, exam_id: str, user: str) -> bool:
+    return claims.may_use(exam_id) and (claims.is_staff or claims.sub == user)
+
+
+def _stored_body(record: dict[str, Any], *, show: bool) -> dict[str, Any]:
+    """The ``GET /v1/attempts`` body of a persisted attempt (same shape as a live one)."""
+    body = {
+        k: record.get(k)
+        for k in ("attempt", "exam", "exam_version", "user", "name", "state", "started_at", "ended_at", "end_reason", "seed")
+    }
+    body.update(deadline=None, remaining_ms=0, score=None, max_score=None, percent=None, passed=None, persisted=True)
+    questions = record.get("questions") or []
+    if show:
+        body.update({k: record.get(k) for k in ("score", "max_score", "percent", "passed")})
+        body["questions"] = questions
+    else:
+        body["questions"] = [{"id": q["id"], "value": q["value"]} for q in questions if q.get("value") is not None]
+    return body
+
+
+async def _staff(request: Request) -> tuple[Context, str] | JSONResponse:
+    """The context and exam id of a staff request on ``/v1/exams/{exam_id}/…``, or the error response."""
+    ctx: Context = request.app.state.ctx
+    claims = await _claims(request)
+    if isinstance(claims, JSONResponse):
+        return claims
+    exam_id = request.path_params["exam_id"]
+    if not claims.is_staff or not claims.may_use(exam_id):
+        return _error(403, "forbidden", "a proctor or admin token for this exam is required")
+    if not EXAM_ID.match(exam_id):
+        return _error(404, "not_found", "no such exam")
+    return ctx, exam_id
+
+
+def _int_param(request: Request, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}")
+    return int(raw)
+
+
+async def get_results(request: Request) -> Response:
+    """``GET /v1/exams/{exam_id}/results``: persisted results, proctor/admin only.
+
+    JSON pages in (ended_at, attempt) order: ``?limit=`` (1-5000, default
+    1000), ``?after=`` (the ``next`` cursor of the previous page),
+    ``?version=``. ``?format=csv`` streams every result as CSV instead.
+    """
+    staff = await _staff(request)
+    if isinstance(staff, JSONResponse):
+        return staff
+    ctx, exam_id = staff
+    try:
+        limit = _int_param(request, "limit", 1000, 1, 5000)
+        version = _int_param(request, "version", None, 1, 2**31)
+        after = _cursor(request.query_params.get("after"))
+    except ValueError as exc:
+        return _error(400, "bad_request", str(exc))
+    fmt = request.query_params.get("format", "json")
+    try:
+        if fmt == "csv":
+            await ctx.results.ping()
+            return StreamingResponse(
+                csv_chunks(ctx, exam_id, version=version),
+                media_type="text/csv; charset=utf-8",
+                headers={"Content-Disposition": f'attachment; filename="{exam_id}-results.csv"'},
+            )
+        if fmt != "json":
+            return _error(400, "bad_request", "format must be json or csv")
+        page = await ctx.results.results(exam_id, version=version, after=after, limit=limit)  # type: ignore[arg-type]
+    except StoreUnavailable:
+        return _unavailable()
+    nxt = f"{page[-1]['ended_at']}:{page[-1]['attempt']}" if len(page) == limit else None
+    return JSONResponse({"exam": exam_id, "results": page, "next": nxt})
+
+
+def _cursor(raw: str | None) -> tuple[int, str] | None:
+    if not raw:
+        return None
+    ended, _, attempt = raw.partition(":")
+    if not ended.isdigit() or not _is_attempt_id(attempt):
+        raise ValueError("after must be the next cursor of a previous page")
+    return int(ended), attempt
+
+
+async def get_analysis(request: Request) -> Response:
+    """``GET /v1/exams/{exam_id}/analysis``: item analysis of a version (``?version=``, default current), staff only.
+
+    Served from the store while it covers every result; recomputed otherwise
+    (or with ``?refresh=1``).
+    """
+    staff = await _staff(request)
+    if isinstance(staff, JSONResponse):
+        return staff
+    ctx, exam_id = staff
+    try:
+        version = _int_param(request, "version", None, 1, 2**31)
+    except ValueError as exc:
+        return _error(400, "bad_request", str(exc))
+    try:
+        doc = await analysis(ctx, exam_id, version, refresh=request.query_params.get("refresh") in ("1", "true"))
+    except StoreUnavailable:
+        return _unavailable()
+    if doc is None:
+        return _error(404, "not_found", "no such exam or version")
+    return JSONResponse(doc)
+
+
+def _unavailable() -> JSONResponse:
+    return _error(503, "store_unavailable", "the results store is unavailable; retry shortly")
 
 
 def _is_attempt_id(value: str) -> bool:

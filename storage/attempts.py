@@ -18,7 +18,7 @@ from typing import Any, Mapping, Protocol
 
 from redis.asyncio import Redis
 
-from engine import Attempt, State
+from engine import FINAL, Attempt, State
 
 from . import keys
 from .scripts import Scripts
@@ -123,6 +123,72 @@ class AttemptStore(Protocol):
     ) -> "Snapshot | Commit": ...
 
 
+def final_record(a: Attempt, result: Mapping[str, Any]) -> dict[str, Any]:
+    """The durable record of a final attempt, as queued on the outbox and persisted.
+
+    ``events`` is added by the outbox drain (the script appends the
+    attempt's event list to the entry). Every value is JSON; no key is
+    user-provided, so the record is a valid MongoDB document.
+    """
+    return {
+        "attempt": a.id,
+        "exam": a.exam_id,
+        "exam_version": a.exam_version,
+        "user": a.user,
+        "name": a.name,
+        "state": a.state.value,
+        "end_reason": a.end_reason,
+        "created_at": a.created_at,
+        "duration_ms": a.duration_ms,
+        "last_id": a.last_id,
+        "index": a.index,
+        "started_at": a.started_at,
+        "ended_at": a.ended_at,
+        "paused_ms": a.paused_ms,
+        "extended_ms": a.extended_ms,
+        "seed": a.seed,
+        "score": result["score"],
+        "max_score": result["max_score"],
+        "percent": result["percent"],
+        "passed": result["passed"],
+        "questions": result["questions"],
+        "flags": sorted(a.flags),
+    }
+
+
+def from_record(record: Mapping[str, Any]) -> Snapshot:
+    """A persisted attempt (its Redis keys expired) as a read-only snapshot: ``ver`` 0, no owner.
+
+    Answers come back from the record's per-question values, so a resumed
+    connection sees what was saved and its replays are acknowledged as
+    duplicates up to ``last_id``.
+    """
+    questions = [q for q in record.get("questions") or [] if isinstance(q, dict)]
+    attempt = Attempt(
+        id=record["attempt"],
+        exam_id=record["exam"],
+        exam_version=int(record["exam_version"]),
+        user=record["user"],
+        name=record.get("name") or "",
+        seed=record.get("seed") or "",
+        duration_ms=int(record.get("duration_ms") or 0),
+        created_at=int(record.get("created_at") or 0),
+        state=State(record["state"]),
+        last_id=int(record.get("last_id") or 0),
+        index=int(record.get("index") or 0),
+        started_at=record.get("started_at"),
+        paused_ms=int(record.get("paused_ms") or 0),
+        extended_ms=int(record.get("extended_ms") or 0),
+        answers={q["id"]: q["value"] for q in questions if q.get("value") is not None},
+        flags=frozenset(record.get("flags") or ()),
+        events=len(record.get("events") or ()),
+        ended_at=record.get("ended_at"),
+        end_reason=record.get("end_reason"),
+    )
+    result = {k: record.get(k) for k in ("score", "max_score", "percent", "passed", "questions")}
+    return Snapshot(attempt, 0, "", {"persisted": "1"}, result)
+
+
 def _pairs(mapping: Mapping[str, str]) -> list[str]:
     out: list[str] = []
     for k, v in mapping.items():
@@ -179,7 +245,9 @@ class RedisAttempts:
         still owning the attempt. ``notify`` publishes a ``changed`` message on
         the control channel in the same script. ``result`` (the wire result of
         a final attempt) and ``event`` (a candidate event entry) are stored
-        with the change. Returns the new snapshot, or why nothing was written.
+        with the change; a ``result`` with a final ``new`` also queues the
+        attempt's final record on the outbox stream in the same script.
+        Returns the new snapshot, or why nothing was written.
         """
         fields = encode_fields(new)
         changed = {k: v for k, v in fields.items() if old.fields.get(k, "") != v}
@@ -199,12 +267,16 @@ class RedisAttempts:
         new_ver = old.ver + 1
         message = json.dumps({"a": new.id, "k": "changed", "v": new_ver, "o": owner}) if notify else ""
         args: list[Any] = [owner, old.ver, keys.CONTROL if notify else "", message]
+        if result is not None and new.state in FINAL:
+            args += [new.id, json.dumps(final_record(new, result), separators=(",", ":"), ensure_ascii=False)]
+        else:
+            args += ["", ""]
         args.append(2 * len(changed))
         args += _pairs(changed)
         for section in (set_answers, del_answers, add_flags, rem_flags, events):
             args.append(len(section))
             args += section
-        status, ver = await self._s.commit(keys=list(keys.attempt_keys(new.id)), args=args)
+        status, ver = await self._s.commit(keys=[*keys.attempt_keys(new.id), keys.OUTBOX], args=args)
         if int(status) != 1:
             return Commit(int(status))
         stored = {**old.fields, **changed, "ver": str(ver)}

@@ -15,6 +15,20 @@ DEADLINES = f"{PREFIX}:{{deadlines}}"
 #: Pub/sub channel carrying attempt control notifications to every node.
 CONTROL = f"{PREFIX}:control"
 
+#: Stream of final results waiting to be persisted (the outbox). Appended by
+#: ``commit.lua`` in the script that ends an attempt; drained by the Celery
+#: ``drain`` task through the consumer group ``OUTBOX_GROUP``. Entries:
+#: ``attempt`` (id), ``record`` (JSON result record), ``events`` (JSON array,
+#: newest first). One stream for the deployment: on Redis Cluster the ending
+#: script would span two slots (see docs/architecture.md, "Results").
+OUTBOX = f"{PREFIX}:{{outbox}}"
+
+#: Consumer group of the outbox stream.
+OUTBOX_GROUP = "persist"
+
+#: Stream of outbox entries the store rejected for good (bad record), with the reason.
+OUTBOX_DEAD = f"{PREFIX}:{{outbox}}:dead"
+
 
 def attempt(attempt_id: str) -> str:
     """Hash of the attempt's scalar fields (state, times, last_id, owner, ver…)."""

@@ -28,7 +28,8 @@ class Scripts:
     release: AsyncScript
     commit: AsyncScript
     unschedule: AsyncScript
-    put_exam: AsyncScript
+    cache_exam: AsyncScript
+    persisted: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> "Scripts":

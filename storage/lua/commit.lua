@@ -1,13 +1,18 @@
 -- Apply one engine transition to an attempt: compare-and-set on its version.
+-- When the transition ends the attempt, the final record goes to the outbox
+-- stream in the same script, so a final attempt is never left unqueued.
 -- KEYS[1]  attempt hash
 -- KEYS[2]  answers hash
 -- KEYS[3]  flags set
 -- KEYS[4]  events list
+-- KEYS[5]  outbox stream
 -- ARGV[1]  owner connection id; '' for a system change (sweeper, proctor), which skips the owner check
 -- ARGV[2]  expected version (the 'ver' field the transition was computed from)
 -- ARGV[3]  control channel, or '' to publish nothing
 -- ARGV[4]  message to publish on the control channel
--- ARGV[5]  n, then n field/value pairs to set on KEYS[1]
+-- ARGV[5]  attempt id to queue on the outbox, or '' when the attempt does not end
+-- ARGV[6]  the final record (JSON) queued with it
+-- ARGV[7]  n, then n field/value pairs to set on KEYS[1]
 -- then     n, then n question/value pairs to set in KEYS[2]
 -- then     n, then n questions to delete from KEYS[2]
 -- then     n, then n questions to add to KEYS[3]
@@ -27,7 +32,7 @@ if ver ~= tonumber(ARGV[2]) then
   return {0, ver}
 end
 
-local i = 5
+local i = 7
 local function section()
   local n = tonumber(ARGV[i])
   local first = i + 1
@@ -63,6 +68,10 @@ end
 
 ver = ver + 1
 redis.call('HSET', KEYS[1], 'ver', ver)
+if ARGV[5] ~= '' then
+  local events = redis.call('LRANGE', KEYS[4], 0, -1)
+  redis.call('XADD', KEYS[5], '*', 'attempt', ARGV[5], 'record', ARGV[6], 'events', '[' .. table.concat(events, ',') .. ']')
+end
 if ARGV[3] ~= '' then
   redis.call('PUBLISH', ARGV[3], ARGV[4])
 end

@@ -17,6 +17,7 @@ EXPECTED = {
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
     "Outcome", "apply", "replay",
+    "analyse",
 }
 
 

@@ -24,7 +24,7 @@ class Clock:
         return self.now
 
 
-def _settings(redis_url: str, secrets) -> Settings:
+def _settings(redis_url: str, secrets, data_dir) -> Settings:
     return Settings.from_env(
         {
             "EXAMWIRE_REDIS_URL": redis_url,
@@ -32,7 +32,7 @@ def _settings(redis_url: str, secrets) -> Settings:
             "EXAMWIRE_SECRET": secrets.secret,
             "EXAMWIRE_ANSWER_GRACE_MS": str(GRACE),
         },
-        data_dir="/nonexistent",
+        data_dir=data_dir,
     )
 
 
@@ -49,10 +49,11 @@ async def _started(ctx, exam, user: str, *, answers: dict | None = None):
     return await ctx.attempts.commit(snap, new)
 
 
-def test_sweep_expires_due_attempts_and_scores_saved_answers(redis_url, secrets):
+def test_sweep_expires_due_attempts_and_scores_saved_answers(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctx = build_context(_settings(redis_url, secrets), clock=clock)
+        ctx = build_context(_settings(redis_url, secrets, tmp_path), clock=clock)
+        await ctx.results.open()
         exam, _ = await ctx.exams.put(SAMPLE_EXAM)
         snap = await _started(ctx, exam, "alice", answers=SAMPLE_RIGHT_ANSWERS)
         await _started(ctx, exam, "bob")
@@ -71,10 +72,11 @@ def test_sweep_expires_due_attempts_and_scores_saved_answers(redis_url, secrets)
     asyncio.run(go())
 
 
-def test_an_extended_attempt_is_rescheduled_not_expired(redis_url, secrets):
+def test_an_extended_attempt_is_rescheduled_not_expired(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctx = build_context(_settings(redis_url, secrets), clock=clock)
+        ctx = build_context(_settings(redis_url, secrets, tmp_path), clock=clock)
+        await ctx.results.open()
         exam, _ = await ctx.exams.put(SAMPLE_EXAM)
         snap = await _started(ctx, exam, "carol")
         due = snap.attempt.deadline(clock.now) + GRACE
@@ -89,10 +91,11 @@ def test_an_extended_attempt_is_rescheduled_not_expired(redis_url, secrets):
     asyncio.run(go())
 
 
-def test_final_or_missing_attempts_leave_the_deadline_set(redis_url, secrets):
+def test_final_or_missing_attempts_leave_the_deadline_set(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctx = build_context(_settings(redis_url, secrets), clock=clock)
+        ctx = build_context(_settings(redis_url, secrets, tmp_path), clock=clock)
+        await ctx.results.open()
         exam, _ = await ctx.exams.put(SAMPLE_EXAM)
         snap = await _started(ctx, exam, "dave")
         submitted = engine.apply(snap.attempt, exam, engine.Submit(9), now=clock.now, grace_ms=GRACE).attempt
@@ -107,10 +110,12 @@ def test_final_or_missing_attempts_leave_the_deadline_set(redis_url, secrets):
     asyncio.run(go())
 
 
-def test_concurrent_sweepers_end_each_attempt_exactly_once(redis_url, secrets):
+def test_concurrent_sweepers_end_each_attempt_exactly_once(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctxs = [build_context(_settings(redis_url, secrets), clock=clock) for _ in range(3)]
+        ctxs = [build_context(_settings(redis_url, secrets, tmp_path), clock=clock) for _ in range(3)]
+        for c in ctxs:
+            await c.results.open()
         exam, _ = await ctxs[0].exams.put(SAMPLE_EXAM)
         snaps = [await _started(ctxs[0], exam, f"user{i}") for i in range(50)]
         clock.now = snaps[0].attempt.deadline(clock.now) + GRACE + 1
@@ -120,6 +125,9 @@ def test_concurrent_sweepers_end_each_attempt_exactly_once(redis_url, secrets):
             final = await ctxs[0].attempts.load(s.attempt.id)
             assert final.attempt.state is State.EXPIRED
             assert final.ver == s.ver + 1  # written once
+        # ... and queued for persistence once each
+        entries = await ctxs[0].redis.xrange(keys.OUTBOX)
+        assert sorted(f["attempt"] for _, f in entries) == sorted(s.attempt.id for s in snaps)
         for c in ctxs:
             await c.redis.aclose()
 

@@ -16,8 +16,9 @@ from engine import State
 from examwire.app import connect_redis
 from storage import keys
 from storage.attempts import Commit, RedisAttempts, Snapshot, attempt_id
-from storage.exams import ExamCache, RedisExams
+from storage.exams import ExamCache
 from storage.scripts import LUA_DIR, Scripts
+from storage.sqlite_results import SqliteResults
 from tests.support import SAMPLE_EXAM
 
 SECRET = b"s" * 32
@@ -198,10 +199,12 @@ def test_unschedule_only_removes_an_unchanged_entry(redis_url):
     run(go())
 
 
-def test_exam_versions(redis_url):
+def test_exam_versions(redis_url, tmp_path):
     async def go():
         redis, _, scripts = await _store(redis_url)
-        cache = ExamCache(RedisExams(redis, scripts))
+        store = SqliteResults(tmp_path / "r.db")
+        await store.open()
+        cache = ExamCache(redis, scripts, store)
         exam, created = await cache.put(SAMPLE_EXAM)
         assert (exam.version, created) == (1, True)
         exam, created = await cache.put(json.loads(json.dumps(SAMPLE_EXAM)))
@@ -214,7 +217,41 @@ def test_exam_versions(redis_url):
         assert await cache.current("nope") is None
         with pytest.raises(engine.ExamInvalid):
             await cache.put({**SAMPLE_EXAM, "duration_s": -1})
+        # the store is the authority: the versions are there
+        assert await store.exam_version(SAMPLE_EXAM["id"]) == 2
+        assert (await store.get_exam(SAMPLE_EXAM["id"], 1))["title"] == SAMPLE_EXAM["title"]
         await redis.aclose()
+        await store.close()
+
+    run(go())
+
+
+def test_exam_cache_layers_memory_redis_store(redis_url, tmp_path):
+    """A node reads memory, then Redis, then the store, and refills Redis from the store."""
+
+    async def go():
+        redis, _, scripts = await _store(redis_url)
+        store = SqliteResults(tmp_path / "r.db")
+        await store.open()
+        eid = SAMPLE_EXAM["id"]
+        await ExamCache(redis, scripts, store).put(SAMPLE_EXAM)
+        assert await redis.hget(keys.exam(eid), "current") == "1"
+        # Redis lost its cache (flushed): a fresh node falls back to the store and refills Redis
+        await redis.delete(keys.exam(eid))
+        fresh = ExamCache(redis, scripts, store)
+        assert (await fresh.current(eid)).version == 1
+        assert await redis.hget(keys.exam(eid), "current") == "1"
+        assert await redis.hget(keys.exam(eid), "v:1") is not None
+        # with the store closed, Redis alone serves another fresh node
+        await store.close()
+        other = ExamCache(redis, scripts, store)
+        assert (await other.get(eid, 1)).title == SAMPLE_EXAM["title"]
+        # a version another node stored becomes current everywhere at once
+        await store.open()
+        await ExamCache(redis, scripts, store).put({**SAMPLE_EXAM, "title": "v2"})
+        assert (await fresh.current(eid)).title == "v2"
+        await redis.aclose()
+        await store.close()
 
     run(go())
 

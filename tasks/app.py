@@ -1,0 +1,110 @@
+"""The Celery app factory: broker and backend on Redis, the tasks, and beat's schedule.
+
+``create_celery(settings)`` builds a fresh app (no module-level app); the
+``examwire worker`` and ``examwire beat`` commands run it. Task names are
+stable (``examwire.*``) so other services can send them by name.
+
+Tasks:
+
+* ``examwire.drain``: persist the outbox (beat: every ``drain_interval_ms``);
+* ``examwire.sweep``: expire attempts past their deadline (beat: every
+  ``worker_sweep_interval_ms``), a second line behind the engine nodes;
+* ``examwire.analyse_stale``: refresh stale item analyses (beat: every
+  ``analysis_interval_s``); ``examwire.analyse(exam_id, version=None)`` one exam;
+* ``examwire.export(exam_id)``: write the results CSV into the data dir; returns its path.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+
+from examwire.settings import Settings
+from storage.results import StoreUnavailable
+
+from . import jobs
+from .runtime import Resources, Runtime
+
+log = logging.getLogger("examwire.tasks")
+
+
+def create_celery(settings: Settings) -> Celery:
+    broker = settings.broker_url
+    app = Celery("examwire", broker=broker, backend=broker, set_as_current=False)
+    drain_s = settings.drain_interval_ms / 1000
+    sweep_s = settings.worker_sweep_interval_ms / 1000
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_expires=3600,
+        timezone="UTC",
+        enable_utc=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        worker_prefetch_multiplier=1,
+        worker_send_task_events=False,
+        beat_schedule={
+            # a drain or sweep that waited past its interval is dropped: the next one does its work
+            "drain-outbox": {"task": "examwire.drain", "schedule": drain_s, "options": {"expires": max(1.0, 2 * drain_s)}},
+            "sweep-deadlines": {"task": "examwire.sweep", "schedule": sweep_s, "options": {"expires": max(1.0, 2 * sweep_s)}},
+            "analyse-stale": {
+                "task": "examwire.analyse_stale",
+                "schedule": float(settings.analysis_interval_s),
+                "options": {"expires": float(settings.analysis_interval_s)},
+            },
+        },
+    )
+    runtime = Runtime(settings)
+    budget = max(1.0, min(30.0, 5 * drain_s))
+
+    @app.task(name="examwire.drain")
+    def drain() -> dict[str, int]:
+        async def job(res: Resources) -> dict[str, int]:
+            await res.ready()
+            try:
+                stats = await jobs.drain(res.ctx, res.outbox, budget_s=budget)
+            except StoreUnavailable as exc:
+                # entries stay pending; the next drain retries them after their backoff
+                res.ctx.event("outbox_store_unavailable", error=str(exc)[:200])
+                return {"written": 0, "rejected": 0, "unavailable": 1}
+            return {"written": stats.written, "rejected": stats.rejected, "unavailable": 0}
+
+        try:
+            return runtime.run(job)
+        except StoreUnavailable as exc:  # could not even open the store
+            log.warning('{"event":"outbox_store_unavailable","error":"%s"}', type(exc).__name__)
+            return {"written": 0, "rejected": 0, "unavailable": 1}
+
+    @app.task(name="examwire.sweep")
+    def sweep() -> int:
+        return runtime.run(lambda res: jobs.sweep(res.ctx))
+
+    @app.task(name="examwire.analyse")
+    def analyse(exam_id: str, version: int | None = None) -> dict[str, Any] | None:
+        async def job(res: Resources) -> dict[str, Any] | None:
+            await res.ready()
+            return await jobs.analyse(res.ctx, exam_id, version)
+
+        return runtime.run(job)
+
+    @app.task(name="examwire.analyse_stale")
+    def analyse_stale() -> list[str]:
+        async def job(res: Resources) -> list[str]:
+            await res.ready()
+            return await jobs.analyse_stale(res.ctx)
+
+        return runtime.run(job)
+
+    @app.task(name="examwire.export", ignore_result=False)
+    def export(exam_id: str) -> str:
+        async def job(res: Resources) -> str:
+            await res.ready()
+            return await jobs.export(res.ctx, exam_id)
+
+        return runtime.run(job)
+
+    return app
