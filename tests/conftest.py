@@ -23,12 +23,15 @@ Fixture contracts (names are the public API of the test suite):
                   timeout=10) -> (status, json-or-text)``; never raises on 4xx/5xx.
 ``put_exam``      ``put_exam(node, exam) -> dict``: PUT /v1/exams/{id} as admin,
                   asserts 200, returns the JSON body.
+``arun``          ``arun(coro, timeout=30)``: run a coroutine to completion with ``asyncio.run``
+                  (pytest-asyncio is not installed), failing after ``timeout`` seconds.
 ``sample_exam``   a fresh deep copy of ``tests.support.SAMPLE_EXAM`` (see
                   ``SAMPLE_RIGHT_ANSWERS``, ``SAMPLE_WRONG_ANSWERS``, ``SAMPLE_MAX_SCORE``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import secrets as _secrets
 import sys
@@ -137,6 +140,17 @@ def put_exam(make_token: Callable[..., str], http_json: Callable[..., tuple[int,
         return body
 
     return _put_exam
+
+
+@pytest.fixture
+def arun() -> Callable[..., Any]:
+    def _run(coro: Any, timeout: float = 30.0) -> Any:
+        async def guarded() -> Any:
+            return await asyncio.wait_for(coro, timeout)
+
+        return asyncio.run(guarded())
+
+    return _run
 
 
 @pytest.fixture

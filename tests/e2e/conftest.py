@@ -3,8 +3,6 @@
 Everything here is derived from /work/shared/PROTOCOL.md, not from the server code:
 
 ``encoding``   parametrized ``"json"`` / ``"msgpack"``.
-``arun``       ``arun(coro, timeout=30)``: run a coroutine to completion with ``asyncio.run``
-               (pytest-asyncio is not installed), failing after ``timeout`` seconds.
 ``kit``        a namespace of helpers: ``make_exam``, ``right``/``wrong`` values,
                ``expected`` (the hand scoring of PROTOCOL.md), ``check_question``,
                ``client`` (an ``ExamClient`` for a node), ``get_attempt``,
@@ -36,17 +34,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(params=["json", "msgpack"])
 def encoding(request: pytest.FixtureRequest) -> str:
     return request.param
-
-
-@pytest.fixture
-def arun() -> Callable[..., Any]:
-    def _run(coro: Any, timeout: float = 30.0) -> Any:
-        async def guarded() -> Any:
-            return await asyncio.wait_for(coro, timeout)
-
-        return asyncio.run(guarded())
-
-    return _run
 
 
 # ---------------------------------------------------------------- exam building
