@@ -114,6 +114,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(data_dir=args.data_dir)
     _configure_logging()
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through the
+    # `finally` below so the embedded worker and Redis stop with the engine
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     embedded = None
     worker: subprocess.Popen[bytes] | None = None
     if settings.redis_url is None:

@@ -25,6 +25,12 @@ Fixture contracts (names are the public API of the test suite):
                   asserts 200, returns the JSON body.
 ``arun``          ``arun(coro, timeout=30)``: run a coroutine to completion with ``asyncio.run``
                   (pytest-asyncio is not installed), failing after ``timeout`` seconds.
+``mongodb_url``   (session) ``EXAMWIRE_TEST_MONGODB_URL`` when set; else an ``nx-27017``
+                  server (a MongoDB wire-protocol server on SQLite) on a free port in
+                  a tmp dir, ready (``ping``) within 20 s, stopped at session end.
+                  Skips when neither is available.
+``on_stand_in``   True when MongoDB is the ``nx-27017`` stand-in: tests xfail on its
+                  known deviations only then.
 ``sample_exam``   a fresh deep copy of ``tests.support.SAMPLE_EXAM`` (see
                   ``SAMPLE_RIGHT_ANSWERS``, ``SAMPLE_WRONG_ANSWERS``, ``SAMPLE_MAX_SCORE``).
 """
@@ -33,6 +39,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import os
+import shutil
+import subprocess
 import secrets as _secrets
 import sys
 import time
@@ -43,10 +52,12 @@ from typing import Any, Callable
 import jwt
 import pytest
 import redis
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from examwire.redis_server import EmbeddedRedis
 from tests import support
-from tests.support import Node
+from tests.support import Node, free_port, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -157,3 +168,69 @@ def arun() -> Callable[..., Any]:
 def sample_exam() -> dict[str, Any]:
     """A fresh (mutable) copy of ``SAMPLE_EXAM``: six questions, all five types."""
     return copy.deepcopy(support.SAMPLE_EXAM)
+
+
+# ---------------------------------------------------------------- MongoDB
+MONGODB_URL_ENV = "EXAMWIRE_TEST_MONGODB_URL"
+NX = "nx-27017"
+READY_TIMEOUT_S = 20.0
+
+
+def _ping(url: str, timeout_ms: int = 500) -> None:
+    client: MongoClient[dict[str, Any]] = MongoClient(url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms)
+    try:
+        client.admin.command("ping")
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def on_stand_in() -> bool:
+    return not os.environ.get(MONGODB_URL_ENV)
+
+
+@pytest.fixture(scope="session")
+def mongodb_url(tmp_path_factory: pytest.TempPathFactory):
+    url = os.environ.get(MONGODB_URL_ENV)
+    if url:
+        yield url
+        return
+    exe = shutil.which(NX)
+    if exe is None:
+        pytest.skip(f"no MongoDB to test against: set {MONGODB_URL_ENV} or install {NX}")
+    root = tmp_path_factory.mktemp("nx27017")
+    port = free_port()
+    log_path = root / "nx.log"
+    argv = [exe, "--data-dir", str(root / "data"), "-p", str(port)]
+    argv += ["--log-file", str(log_path), "--pid-file", str(root / "nx.pid")]
+    with open(root / "stdout.log", "ab") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    try:
+        _wait_ready(proc, url, log_path)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log_path: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = "no answer yet"
+    while True:
+        code = proc.poll()
+        if code is not None:
+            raise RuntimeError(f"{NX} exited with code {code} before answering ping\n--- {log_path} ---\n{tail(log_path)}")
+        try:
+            _ping(url)
+            return
+        except PyMongoError as exc:
+            last = repr(exc)[:300]
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{NX} no ping answer within {READY_TIMEOUT_S:g} s ({last})\n--- {log_path} ---\n{tail(log_path)}")
+        time.sleep(0.1)

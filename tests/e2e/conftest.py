@@ -11,7 +11,6 @@ Everything here is derived from /work/shared/PROTOCOL.md, not from the server co
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 import types

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -68,19 +69,47 @@ def test_import_then_token_then_serve_embedded(tmp_path):
     try:
         _wait_ready(port)
 
-        async def take_it() -> dict:
+        async def take_it() -> tuple[dict, dict, dict]:
             async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/{SAMPLE_EXAM['id']}/attempt") as ws:
+
+                async def reply(rid: int) -> dict:
+                    while True:
+                        m = json.loads(await ws.recv())
+                        if m.get("id") == rid and m["t"] in ("ack", "error"):
+                            return m
+
                 await ws.send(json.dumps({"t": "hello", "token": token, "v": 1}))
                 welcome = json.loads(await ws.recv())
-                await ws.send(json.dumps({"t": "submit", "id": welcome["last_id"] + 1}))
-                return welcome, json.loads(await ws.recv())
+                rid = welcome["last_id"] + 1
+                await ws.send(json.dumps({"t": "submit", "id": rid}))
+                early = await reply(rid)
+                await ws.send(json.dumps({"t": "start", "id": rid + 1}))
+                await reply(rid + 1)
+                await ws.send(json.dumps({"t": "submit", "id": rid + 2}))
+                return welcome, early, await reply(rid + 2)
 
-        welcome, reply = asyncio.run(take_it())
+        welcome, early, done = asyncio.run(take_it())
         assert welcome["t"] == "welcome" and welcome["state"] == "ready"
-        assert reply["code"] == "not_started"
+        assert early["code"] == "not_started"
+        assert done["t"] == "ack"
+        # the embedded worker persisted the finished attempt to SQLite in the data dir, on its own
+        status, body = {}, {}
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            status, body = http_json("GET", f"http://127.0.0.1:{port}/v1/attempts/{welcome['attempt']}", token=token)
+            if status == 200 and body.get("persisted"):
+                break
+            time.sleep(0.2)
+        assert status == 200 and body["persisted"] is True and body["state"] == "submitted", (status, body)
+        db = sqlite3.connect(tmp_path / "data" / "results.sqlite3")
+        assert db.execute("SELECT attempt FROM results").fetchall() == [(welcome["attempt"],)]
+        db.close()
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=20)
+        proc.send_signal(signal.SIGTERM)  # as `docker stop` or systemd would
+        proc.wait(timeout=30)
+    # the worker went with the engine
+    gone = subprocess.run(["pgrep", "-f", f"examwire worker --beat --data-dir {tmp_path / 'data'}"], capture_output=True)
+    assert gone.returncode == 1, gone.stdout
     # the private Redis was stopped with the engine, and its socket is gone
     assert not (tmp_path / "data" / "redis.sock").exists()
     # AOF kept the exam: a second import needs no new version
