@@ -119,7 +119,12 @@ class MongoResults:
     async def open(self) -> None:
         if self._client is None:
             self._client = AsyncMongoClient(
-                self.url, serverSelectionTimeoutMS=self.timeout_ms, connectTimeoutMS=self.timeout_ms, tz_aware=False
+                self.url,
+                serverSelectionTimeoutMS=self.timeout_ms,
+                connectTimeoutMS=self.timeout_ms,
+                # bounds every operation, so a server that accepts and then hangs cannot stall a drain
+                timeoutMS=3 * self.timeout_ms,
+                tz_aware=False,
             )
         async with _unavailable("open"):
             for collection, keys, name, unique in INDEXES:

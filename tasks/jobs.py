@@ -46,10 +46,10 @@ async def analyse_stale(ctx: Context) -> list[str]:
     done = []
     for exam_id in await ctx.results.exam_ids():
         version = await ctx.results.exam_version(exam_id)
-        if version is None or await ctx.results.count_results(exam_id, version=version) == 0:
+        count = 0 if version is None else await ctx.results.count_results(exam_id, version=version)
+        if count == 0:
             continue
-        stored = await ctx.results.get_analysis(exam_id, version)
-        count = await ctx.results.count_results(exam_id, version=version)
+        stored = await ctx.results.get_analysis(exam_id, version)  # type: ignore[arg-type]
         if stored is None or stored.get("results_count") != count:
             await analysis(ctx, exam_id, version, refresh=True)
             done.append(exam_id)
