@@ -145,7 +145,7 @@ def test_a_worker_killed_mid_drain_leaves_nothing_lost_or_doubled(make_worker, r
         pending = wait_until(
             lambda: r.xpending_range(keys.OUTBOX, keys.OUTBOX_GROUP, min="-", max="+", count=100), 20, "a batch in flight"
         )
-        assert {p["consumer"] for p in pending} and len(pending) == 5
+        assert len({p["consumer"] for p in pending}) == 1 and 1 <= len(pending) <= 5  # one batch, held by the first worker
         first.kill()  # SIGKILL the whole worker (parent and pool process)
         r.close()
     finally:
