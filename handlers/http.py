@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from storage.attempts import from_record
 from storage.results import StoreUnavailable
 
 from engine import FINAL, ExamInvalid, State, number
@@ -129,10 +130,9 @@ async def get_attempt(request: Request) -> Response:
     try:
         if snap is None:
             record = await ctx.results.get_result(aid)
-            if record is None or not _may_see(claims, record["exam"], record["user"]):
+            if record is None:
                 return _error(404, "not_found", "no such attempt")
-            exam = await ctx.exams.get(record["exam"], record["exam_version"])
-            return JSONResponse(_stored_body(record, show=claims.is_staff or (exam is not None and exam.show_result)))
+            snap = from_record(record)
         a = snap.attempt
         if not _may_see(claims, a.exam_id, a.user):  # indistinguishable from a missing attempt
             return _error(404, "not_found", "no such attempt")
@@ -173,22 +173,6 @@ async def get_attempt(request: Request) -> Response:
 
 def _may_see(claims: Claims, exam_id: str, user: str) -> bool:
     return claims.may_use(exam_id) and (claims.is_staff or claims.sub == user)
-
-
-def _stored_body(record: dict[str, Any], *, show: bool) -> dict[str, Any]:
-    """The ``GET /v1/attempts`` body of a persisted attempt (same shape as a live one)."""
-    body = {
-        k: record.get(k)
-        for k in ("attempt", "exam", "exam_version", "user", "name", "state", "started_at", "ended_at", "end_reason", "seed")
-    }
-    body.update(deadline=None, remaining_ms=0, score=None, max_score=None, percent=None, passed=None, persisted=True)
-    questions = record.get("questions") or []
-    if show:
-        body.update({k: record.get(k) for k in ("score", "max_score", "percent", "passed")})
-        body["questions"] = questions
-    else:
-        body["questions"] = [{"id": q["id"], "value": q["value"]} for q in questions if q.get("value") is not None]
-    return body
 
 
 async def _staff(request: Request) -> tuple[Context, str] | JSONResponse:

@@ -16,7 +16,6 @@ Tasks:
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from celery import Celery
@@ -26,8 +25,6 @@ from storage.results import StoreUnavailable
 
 from . import jobs
 from .runtime import Resources, Runtime
-
-log = logging.getLogger("examwire.tasks")
 
 
 def create_celery(settings: Settings) -> Celery:
@@ -64,8 +61,8 @@ def create_celery(settings: Settings) -> Celery:
     @app.task(name="examwire.drain")
     def drain() -> dict[str, int]:
         async def job(res: Resources) -> dict[str, int]:
-            await res.ready()
             try:
+                await res.ready()
                 stats = await jobs.drain(res.ctx, res.outbox, budget_s=budget)
             except StoreUnavailable as exc:
                 # entries stay pending; the next drain retries them after their backoff
@@ -73,11 +70,7 @@ def create_celery(settings: Settings) -> Celery:
                 return {"written": 0, "rejected": 0, "unavailable": 1}
             return {"written": stats.written, "rejected": stats.rejected, "unavailable": 0}
 
-        try:
-            return runtime.run(job)
-        except StoreUnavailable as exc:  # could not even open the store
-            log.warning('{"event":"outbox_store_unavailable","error":"%s"}', type(exc).__name__)
-            return {"written": 0, "rejected": 0, "unavailable": 1}
+        return runtime.run(job)
 
     @app.task(name="examwire.sweep")
     def sweep() -> int:
