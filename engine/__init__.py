@@ -26,6 +26,7 @@ from .attempt import (
     Terminate,
     apply,
     new_attempt,
+    progress,
     replay,
 )
 from .exam import Exam, ExamInvalid, Option, Question, parse_exam
@@ -52,7 +53,7 @@ __all__ = [
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
-    "Outcome", "apply", "replay",
+    "Outcome", "apply", "replay", "progress",
     # analysis
     "analyse",
 ]

@@ -30,14 +30,14 @@ from enum import StrEnum
 from typing import Iterable, Mapping
 
 from .exam import Exam
-from .scoring import Refused, Result, Value, check_value, score_exam
+from .scoring import Refused, Result, Value, check_value, number, score_exam
 from .shuffle import question_order
 
 __all__ = [
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
-    "Outcome", "apply", "replay", "MAX_EXTEND_MS",
+    "Outcome", "apply", "replay", "progress", "MAX_EXTEND_MS",
 ]
 
 MAX_EXTEND_MS = 86_400_000
@@ -361,3 +361,33 @@ def replay(attempt: Attempt, exam: Exam, steps: Iterable[tuple[object, int]], *,
         except Refused:
             continue
     return attempt
+
+
+def progress(a: Attempt, total: int, now: int, result: Mapping[str, object] | None = None) -> dict[str, object]:
+    """An attempt as a proctor sees it at ``now``: one row of the live view, JSON values only.
+
+    ``total`` is the number of questions of the attempt's exam version;
+    ``result`` the wire result of a final attempt (else ``a.result`` is used).
+    ``score`` and ``percent`` are None until the attempt is final.
+    """
+    score = percent = None
+    if a.state in FINAL:
+        if result is not None:
+            score, percent = result.get("score"), result.get("percent")
+        elif a.result is not None:
+            score, percent = number(a.result.score), number(a.result.percent)
+    return {
+        "user": a.user,
+        "name": a.name,
+        "state": a.state.value,
+        "answered": len(a.answers),
+        "total": total,
+        "flagged": len(a.flags),
+        "index": a.index,
+        "deadline": a.deadline(now),
+        "remaining_ms": a.remaining_ms(now),
+        "events": a.events,
+        "reason": a.end_reason,
+        "score": score,
+        "percent": percent,
+    }

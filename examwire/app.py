@@ -17,13 +17,14 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
-from handlers import candidate, http
+from handlers import candidate, http, proctor, web
 from handlers.auth import Authenticator
 from handlers.context import Context
 from handlers.expiry import sweeper
 from handlers.hub import Hub
 from storage.attempts import RedisAttempts
 from storage.exams import ExamCache
+from storage.live import RedisLive
 from storage.results import ResultStore, StoreUnavailable
 from storage.scripts import Scripts
 
@@ -69,6 +70,7 @@ def build_context(settings: Settings, **overrides: Any) -> Context:
         exams=ExamCache(redis, scripts, results),
         results=results,
         hub=Hub(redis),
+        live=RedisLive(redis, scripts),
         auth=Authenticator(
             algorithms=settings.jwt_algorithms,
             audience=settings.jwt_audience,
@@ -106,6 +108,8 @@ def create_app(settings: Settings) -> Starlette:
             asyncio.create_task(hub.run(), name="hub"),
             asyncio.create_task(sweeper(ctx), name="sweeper"),
             asyncio.create_task(open_results(ctx), name="results"),
+            asyncio.create_task(ctx.presence.run(ctx), name="presence"),
+            asyncio.create_task(ctx.watches.run(), name="watches"),
         ]
         # give the store a moment so the first requests find its tables; the node serves attempts regardless
         await asyncio.wait({tasks[2]}, timeout=settings.store_timeout_ms / 1000 + 1)
@@ -127,12 +131,16 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/healthz", http.healthz),
         Route("/readyz", http.readyz),
+        Route("/proctor", web.proctor_page, methods=["GET"]),
+        Route("/static/{name}", web.static, methods=["GET"]),
+        Route("/v1/exams", http.list_exams, methods=["GET"]),
         Route("/v1/exams/{exam_id}", http.put_exam, methods=["PUT"]),
         Route("/v1/exams/{exam_id}", http.get_exam, methods=["GET"]),
         Route("/v1/exams/{exam_id}/results", http.get_results, methods=["GET"]),
         Route("/v1/exams/{exam_id}/analysis", http.get_analysis, methods=["GET"]),
         Route("/v1/attempts/{attempt}", http.get_attempt, methods=["GET"]),
         WebSocketRoute("/v1/exams/{exam_id}/attempt", candidate.endpoint),
+        WebSocketRoute("/v1/exams/{exam_id}/proctor", proctor.endpoint),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

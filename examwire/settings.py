@@ -118,6 +118,10 @@ class Settings:
     drain_interval_ms: int = 1000
     worker_sweep_interval_ms: int = 5000
     analysis_interval_s: int = 300
+    presence_interval_ms: int = 5000
+    proctor_update_ms: int = 250
+    event_rate_per_s: float = 1.0
+    event_burst: int = 10
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @classmethod
@@ -197,7 +201,16 @@ class Settings:
             drain_interval_ms=_int(env, "EXAMWIRE_DRAIN_INTERVAL_MS", 1000, low=50, high=3_600_000),
             worker_sweep_interval_ms=_int(env, "EXAMWIRE_WORKER_SWEEP_INTERVAL_MS", 5000, low=50, high=3_600_000),
             analysis_interval_s=_int(env, "EXAMWIRE_ANALYSIS_INTERVAL_S", 300, low=1, high=86_400),
+            presence_interval_ms=_int(env, "EXAMWIRE_PRESENCE_INTERVAL_MS", 5000, low=50, high=10_000),
+            proctor_update_ms=_int(env, "EXAMWIRE_PROCTOR_UPDATE_MS", 250, low=0, high=10_000),
+            event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
+            event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
         )
+
+    @property
+    def presence_stale_ms(self) -> int:
+        """A connection whose node has not beaten for this long is shown disconnected (3 heartbeats)."""
+        return 3 * self.presence_interval_ms
 
     @property
     def broker_url(self) -> str:

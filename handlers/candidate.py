@@ -21,6 +21,7 @@ from protocol import (
     CloseCode,
     Disconnect,
     ErrorCode,
+    Notice,
     Pong,
     RequestError,
     ResultMsg,
@@ -34,6 +35,7 @@ from storage import keys
 from storage.attempts import Commit, Snapshot, attempt_id, from_record
 
 from .auth import Claims
+from .ratelimit import Bucket
 from .connection import Connection
 from .context import Context
 from .expiry import expire
@@ -63,6 +65,8 @@ class CandidateSession:
         self.layout: Layout | None = None
         self.sent_hi = 0  # candidate positions [0, sent_hi) were pushed ahead by prefetch
         self.archived = False  # served from the results store: final and read-only
+        s = ctx.settings
+        self.events = Bucket.full(s.event_rate_per_s, s.event_burst, 1e9, conn.loop_time())
 
     # -- opening ---------------------------------------------------------------------
 
@@ -100,6 +104,9 @@ class CandidateSession:
         if not self.archived:
             ctx.hub.add(aid, conn)
             await ctx.attempts.claim(aid, conn.conn_id)
+            ctx.presence.add(self.exam_id, aid)
+            now = ctx.clock()
+            await ctx.live.present(self.exam_id, aid, now, snap.ver, engine.progress(snap.attempt, exam.total, now, snap.result))
         ctx.event("connect", encoding=conn.encoding.name.lower() if conn.encoding else None, **conn.log_fields)
         await self._expire_if_due()
         await self._welcome()
@@ -138,9 +145,12 @@ class CandidateSession:
 
     async def close(self) -> None:
         if self.snap is not None and not self.archived:
-            aid = self.snap.attempt.id
-            self.ctx.hub.remove(aid, self.conn)
-            await self.ctx.attempts.release(aid, self.conn.conn_id)
+            ctx, aid = self.ctx, self.snap.attempt.id
+            ctx.hub.remove(aid, self.conn)
+            ctx.presence.remove(self.exam_id, aid)
+            # a newer connection (any node) that took over keeps the attempt present
+            if await ctx.attempts.release(aid, self.conn.conn_id) and not ctx.presence.holds(self.exam_id, aid):
+                await ctx.live.absent(self.exam_id, aid)
 
     # -- requests --------------------------------------------------------------------
 
@@ -161,6 +171,8 @@ class CandidateSession:
         elif isinstance(req, wire.Submit):
             await self._apply(engine.Submit(req.id), req.id)
         elif isinstance(req, wire.Event):
+            if not self.events.take(self.conn.loop_time()):
+                raise RequestError(ErrorCode.RATE_LIMITED, "too many events; slow down", req.id)
             entry = {"kind": req.kind, "detail": req.detail, "at": self.ctx.clock()}
             await self._apply(engine.Event(req.id, req.kind), req.id, event=entry)
         else:  # a second hello
@@ -203,6 +215,7 @@ class CandidateSession:
                 notify=out.time_changed or out.ended,
                 result=result,
                 event=event,
+                live=engine.progress(new, self.exam.total, now, result),
             )
             if isinstance(committed, Snapshot):
                 self.snap = committed
@@ -245,6 +258,9 @@ class CandidateSession:
                 await self.refresh()
         elif kind == "tick":
             await self._send_time(self.ctx.clock())
+        elif kind == "notice":
+            message = item[1]
+            await self.conn.send(Notice(str(message.get("text", "")), str(message.get("from", ""))).to_wire())
 
     async def refresh(self) -> None:
         """Reload the attempt and tell the candidate what changed under it."""

@@ -85,6 +85,10 @@ class Connection:
         self._timer: asyncio.TimerHandle | None = None
         self.log_fields: dict[str, Any] = {"conn": self.conn_id}
 
+    def loop_time(self) -> float:
+        """The event loop's monotonic clock (seconds), for budgets."""
+        return self._loop.time()
+
     # -- delivery from other tasks -------------------------------------------------
 
     def deliver(self, item: tuple[Any, ...]) -> None:

@@ -13,11 +13,13 @@ from redis.asyncio import Redis
 from examwire.settings import Settings
 from storage.attempts import AttemptStore
 from storage.exams import ExamCache
+from storage.live import LiveStore
 from storage.results import ResultStore
 from storage.scripts import Scripts
 
 from .auth import Authenticator
 from .hub import Hub
+from .live import Presence, Watches
 
 
 def wall_clock_ms() -> int:
@@ -34,6 +36,9 @@ class Context:
     results: ResultStore
     hub: Hub
     auth: Authenticator
+    live: LiveStore
+    presence: Presence = field(default_factory=Presence)
+    watches: Watches = field(default_factory=Watches)
     clock: Callable[[], int] = wall_clock_ms
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("examwire"))
 

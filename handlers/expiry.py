@@ -40,12 +40,14 @@ async def expire(ctx: Context, attempt_id: str) -> Snapshot | None:
         if exam is None:
             log.error('{"event":"expire_failed","attempt":"%s","error":"exam version missing"}', attempt_id)
             return None
+        now = ctx.clock()
         try:
-            out = engine.apply(snap.attempt, exam, engine.Expire(), now=ctx.clock(), grace_ms=grace)
+            out = engine.apply(snap.attempt, exam, engine.Expire(), now=now, grace_ms=grace)
         except Refused:
             return None
         result = out.attempt.result.to_wire() if out.attempt.result is not None else None
-        committed = await ctx.attempts.commit(snap, out.attempt, notify=True, result=result)
+        live = engine.progress(out.attempt, exam.total, now, result)
+        committed = await ctx.attempts.commit(snap, out.attempt, notify=True, result=result, live=live)
         if isinstance(committed, Snapshot):
             ctx.event("expired", attempt=attempt_id, exam=snap.attempt.exam_id, user=snap.attempt.user)
             return committed

@@ -85,6 +85,37 @@ async def put_exam(request: Request) -> Response:
     return JSONResponse({"id": exam.id, "version": exam.version, "created": created, "total": exam.total})
 
 
+async def list_exams(request: Request) -> Response:
+    """``GET /v1/exams``: the exams a proctor/admin token may watch, current versions (by id)."""
+    ctx: Context = request.app.state.ctx
+    claims = await _claims(request)
+    if isinstance(claims, JSONResponse):
+        return claims
+    if not claims.is_staff:
+        return _error(403, "forbidden", "a proctor or admin token is required")
+    try:
+        ids = sorted(claims.exams) if claims.exams is not None else await ctx.results.exam_ids()
+        exams = [await ctx.exams.current(i) for i in ids if EXAM_ID.match(i)]
+    except StoreUnavailable:
+        return _unavailable()
+    return JSONResponse(
+        {
+            "exams": [
+                {
+                    "id": e.id,
+                    "title": e.title,
+                    "version": e.version,
+                    "total": e.total,
+                    "duration_ms": e.duration_ms,
+                    "navigation": e.navigation,
+                }
+                for e in exams
+                if e is not None
+            ]
+        }
+    )
+
+
 async def get_exam(request: Request) -> Response:
     """``GET /v1/exams/{exam_id}``: public facts of the current version (any valid token)."""
     ctx: Context = request.app.state.ctx
@@ -127,6 +158,7 @@ async def get_attempt(request: Request) -> Response:
     if not _is_attempt_id(aid):
         return _error(404, "not_found", "no such attempt")
     snap = await ctx.attempts.load(aid)
+    record: dict[str, Any] | None = None
     try:
         if snap is None:
             record = await ctx.results.get_result(aid)
@@ -168,6 +200,8 @@ async def get_attempt(request: Request) -> Response:
         body["questions"] = [{"id": q, "value": v} for q, v in sorted(a.answers.items())]
     if a.state is State.READY:
         body["deadline"] = None
+    if claims.is_staff:  # who did what to this attempt, and when
+        body["actions"] = record.get("actions") or [] if record is not None else await ctx.attempts.actions(aid)
     return JSONResponse(body)
 
 

@@ -3,6 +3,11 @@
 A proctor connection starts with the same ``hello`` as a candidate's
 (:data:`ProctorHello` is :class:`protocol.candidate.Hello`). Errors follow the
 candidate rules (see :func:`protocol.candidate.parse_request`).
+
+Our additions: ``extend``, ``pause`` and ``resume`` may carry ``all: true``
+instead of ``attempt`` (every attempt of the exam where the action is
+allowed; the type's ``attempt`` is then None), and ``ping`` works as on a
+candidate connection.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from . import _fields as f
-from .candidate import Hello, _parse_hello
+from .candidate import Hello, Ping, _parse_hello, _parse_ping
 
 __all__ = [
     "ProctorHello",
@@ -44,35 +49,45 @@ ProctorHello = Hello
 # Proctor -> server
 
 
+def _target(attempt: str | None) -> dict:
+    return {"all": True} if attempt is None else {"attempt": attempt}
+
+
 @dataclass(frozen=True, slots=True)
 class Extend:
+    """``attempt`` None: every attempt of the exam (wire ``all: true``)."""
+
     t: ClassVar[str] = "extend"
     id: int
-    attempt: str
+    attempt: str | None
     seconds: int
 
     def to_wire(self) -> dict:
-        return {"t": "extend", "id": self.id, "attempt": self.attempt, "seconds": self.seconds}
+        return {"t": "extend", "id": self.id, **_target(self.attempt), "seconds": self.seconds}
 
 
 @dataclass(frozen=True, slots=True)
 class Pause:
+    """``attempt`` None: every attempt of the exam (wire ``all: true``)."""
+
     t: ClassVar[str] = "pause"
     id: int
-    attempt: str
+    attempt: str | None
 
     def to_wire(self) -> dict:
-        return {"t": "pause", "id": self.id, "attempt": self.attempt}
+        return {"t": "pause", "id": self.id, **_target(self.attempt)}
 
 
 @dataclass(frozen=True, slots=True)
 class Resume:
+    """``attempt`` None: every attempt of the exam (wire ``all: true``)."""
+
     t: ClassVar[str] = "resume"
     id: int
-    attempt: str
+    attempt: str | None
 
     def to_wire(self) -> dict:
-        return {"t": "resume", "id": self.id, "attempt": self.attempt}
+        return {"t": "resume", "id": self.id, **_target(self.attempt)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,27 +112,36 @@ class Message:
         return {"t": "message", "id": self.id, "attempt": self.attempt, "text": self.text}
 
 
-ProctorRequest = Hello | Extend | Pause | Resume | Terminate | Message
+ProctorRequest = Hello | Extend | Pause | Resume | Terminate | Message | Ping
 
 
 def _attempt(m: dict, rid: int) -> str:
     return f.req_str(m, "attempt", 1, MAX_ATTEMPT_LEN, rid)
 
 
+def _attempt_or_all(m: dict, rid: int) -> str | None:
+    """``attempt``, or None for ``all: true`` (exactly one of the two)."""
+    if "all" not in m:
+        return _attempt(m, rid)
+    if not f.req_bool(m, "all", rid) or "attempt" in m:
+        raise f.RequestError(f.BAD_REQUEST, "give either 'attempt' or 'all: true'", rid)
+    return None
+
+
 def _parse_extend(m: dict) -> Extend:
     rid = f.req_id(m)
-    attempt = _attempt(m, rid)
+    attempt = _attempt_or_all(m, rid)
     return Extend(rid, attempt, f.req_int(m, "seconds", 1, MAX_EXTEND_SECONDS, rid))
 
 
 def _parse_pause(m: dict) -> Pause:
     rid = f.req_id(m)
-    return Pause(rid, _attempt(m, rid))
+    return Pause(rid, _attempt_or_all(m, rid))
 
 
 def _parse_resume(m: dict) -> Resume:
     rid = f.req_id(m)
-    return Resume(rid, _attempt(m, rid))
+    return Resume(rid, _attempt_or_all(m, rid))
 
 
 def _parse_terminate(m: dict) -> Terminate:
@@ -139,6 +163,7 @@ _PARSERS = {
     "resume": _parse_resume,
     "terminate": _parse_terminate,
     "message": _parse_message,
+    "ping": _parse_ping,
 }
 
 

@@ -110,7 +110,7 @@ class AttemptStore(Protocol):
     async def create(self, attempt: Attempt) -> bool: ...
     async def load(self, attempt_id: str) -> Snapshot | None: ...
     async def claim(self, attempt_id: str, conn: str) -> bool: ...
-    async def release(self, attempt_id: str, conn: str) -> None: ...
+    async def release(self, attempt_id: str, conn: str) -> bool: ...
     async def commit(
         self,
         old: Snapshot,
@@ -120,7 +120,12 @@ class AttemptStore(Protocol):
         notify: bool = False,
         result: Mapping[str, Any] | None = None,
         event: Mapping[str, Any] | None = None,
+        live: Mapping[str, Any] | None = None,
+        action: Mapping[str, Any] | None = None,
+        control: Mapping[str, Any] | None = None,
     ) -> "Snapshot | Commit": ...
+    async def load_many(self, attempt_ids: list[str]) -> dict[str, Snapshot]: ...
+    async def actions(self, attempt_id: str) -> list[dict[str, Any]]: ...
 
 
 def final_record(a: Attempt, result: Mapping[str, Any]) -> dict[str, Any]:
@@ -211,6 +216,10 @@ class RedisAttempts:
 
     async def load(self, attempt_id: str) -> Snapshot | None:
         raw = await self._s.load(keys=list(keys.attempt_keys(attempt_id)[:3]))
+        return self._snapshot(attempt_id, raw)
+
+    @staticmethod
+    def _snapshot(attempt_id: str, raw: Any) -> Snapshot | None:
         if not raw:
             return None
         flat, answers_flat, flags = raw
@@ -221,13 +230,33 @@ class RedisAttempts:
         result = json.loads(fields["result"]) if fields.get("result") else None
         return Snapshot(attempt, int(fields["ver"]), fields.get("owner", ""), fields, result)
 
+    async def load_many(self, attempt_ids: list[str]) -> dict[str, Snapshot]:
+        """The attempts of ``attempt_ids`` still in Redis, each read consistently (pipelined)."""
+        out: dict[str, Snapshot] = {}
+        for lo in range(0, len(attempt_ids), 500):
+            chunk = attempt_ids[lo : lo + 500]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for aid in chunk:
+                    await self._s.load(keys=list(keys.attempt_keys(aid)[:3]), client=pipe)
+                raws = await pipe.execute()
+            for aid, raw in zip(chunk, raws):
+                snap = self._snapshot(aid, raw)
+                if snap is not None:
+                    out[aid] = snap
+        return out
+
+    async def actions(self, attempt_id: str) -> list[dict[str, Any]]:
+        """The proctor actions recorded on the attempt, oldest first."""
+        return [json.loads(x) for x in await self._redis.lrange(keys.actions(attempt_id), 0, -1)]
+
     async def claim(self, attempt_id: str, conn: str) -> bool:
         message = json.dumps({"a": attempt_id, "k": "owner", "o": conn})
         prev = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, message])
         return prev is not None
 
-    async def release(self, attempt_id: str, conn: str) -> None:
-        await self._s.release(keys=[keys.attempt(attempt_id)], args=[conn])
+    async def release(self, attempt_id: str, conn: str) -> bool:
+        """Drop ownership if ``conn`` still holds it; False when a newer connection took over."""
+        return bool(await self._s.release(keys=[keys.attempt(attempt_id)], args=[conn]))
 
     async def commit(
         self,
@@ -238,15 +267,21 @@ class RedisAttempts:
         notify: bool = False,
         result: Mapping[str, Any] | None = None,
         event: Mapping[str, Any] | None = None,
+        live: Mapping[str, Any] | None = None,
+        action: Mapping[str, Any] | None = None,
+        control: Mapping[str, Any] | None = None,
     ) -> "Snapshot | Commit":
         """Write the difference between ``old`` and ``new`` if the attempt is still at ``old.ver``.
 
         ``owner`` non-empty makes the write conditional on that connection
         still owning the attempt. ``notify`` publishes a ``changed`` message on
-        the control channel in the same script. ``result`` (the wire result of
-        a final attempt) and ``event`` (a candidate event entry) are stored
-        with the change; a ``result`` with a final ``new`` also queues the
-        attempt's final record on the outbox stream in the same script.
+        the control channel in the same script (``control``, when given, is
+        published instead). ``result`` (the wire result of a final attempt),
+        ``event`` (a candidate event entry) and ``action`` (a proctor action
+        entry) are stored with the change; a ``result`` with a final ``new``
+        also queues the attempt's final record on the outbox stream in the
+        same script. ``live`` (the attempt's progress summary) is published on
+        the exam's live channel with the new version and the event.
         Returns the new snapshot, or why nothing was written.
         """
         fields = encode_fields(new)
@@ -262,26 +297,46 @@ class RedisAttempts:
         f_old, f_new = old.attempt.flags, new.flags
         add_flags = list(f_new - f_old) if f_new is not f_old else []
         rem_flags = list(f_old - f_new) if f_new is not f_old else []
-        events = [json.dumps(event, separators=(",", ":"), ensure_ascii=False)] if event is not None else []
+        events = [_json(event)] if event is not None else []
+
+        actions = [_json(action)] if action is not None else []
 
         new_ver = old.ver + 1
-        message = json.dumps({"a": new.id, "k": "changed", "v": new_ver, "o": owner}) if notify else ""
-        args: list[Any] = [owner, old.ver, keys.CONTROL if notify else "", message]
+        notify = notify or control is not None
+        message = _json(control if control is not None else {"a": new.id, "k": "changed", "v": new_ver, "o": owner})
+        args: list[Any] = [owner, old.ver, keys.CONTROL if notify else "", message if notify else ""]
         if result is not None and new.state in FINAL:
-            args += [new.id, json.dumps(final_record(new, result), separators=(",", ":"), ensure_ascii=False)]
+            args += [new.id, _json(final_record(new, result))]
+        else:
+            args += ["", ""]
+        if live is not None:
+            args += [keys.live(new.exam_id), summary_message(new.id, new_ver, live, event)]
         else:
             args += ["", ""]
         args.append(2 * len(changed))
         args += _pairs(changed)
-        for section in (set_answers, del_answers, add_flags, rem_flags, events):
+        for section in (set_answers, del_answers, add_flags, rem_flags, events, actions):
             args.append(len(section))
             args += section
-        status, ver = await self._s.commit(keys=[*keys.attempt_keys(new.id), keys.OUTBOX], args=args)
+        a_keys = keys.attempt_keys(new.id)
+        status, ver = await self._s.commit(keys=[*a_keys[:4], keys.OUTBOX, a_keys[4]], args=args)
         if int(status) != 1:
             return Commit(int(status))
         stored = {**old.fields, **changed, "ver": str(ver)}
         kept = result if result is not None else old.result
         return Snapshot(new, int(ver), old.owner if not owner else owner, stored, kept)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def summary_message(attempt_id: str, ver: int, summary: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> str:
+    """A live-channel message: the attempt's progress ``summary`` at version ``ver``, with its event."""
+    message: dict[str, Any] = {"a": attempt_id, "v": ver, "s": summary}
+    if event is not None:
+        message["e"] = event
+    return _json(message)
 
 
 def _s(x: bytes | str) -> str:

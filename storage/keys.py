@@ -50,11 +50,41 @@ def events(attempt_id: str) -> str:
     return f"{PREFIX}:att:{{{attempt_id}}}:events"
 
 
-def attempt_keys(attempt_id: str) -> tuple[str, str, str, str]:
-    """KEYS for the attempt scripts, in their documented order."""
-    return attempt(attempt_id), answers(attempt_id), flags(attempt_id), events(attempt_id)
+def actions(attempt_id: str) -> str:
+    """List (oldest first) of JSON-encoded proctor actions: who, what, when. Kept with the result."""
+    return f"{PREFIX}:att:{{{attempt_id}}}:actions"
+
+
+def attempt_keys(attempt_id: str) -> tuple[str, str, str, str, str]:
+    """Every key of one attempt: hash, answers, flags, events, actions."""
+    return attempt(attempt_id), answers(attempt_id), flags(attempt_id), events(attempt_id), actions(attempt_id)
 
 
 def exam(exam_id: str) -> str:
     """Hash: ``current`` -> current version number, ``v:<n>`` -> JSON definition of version n."""
     return f"{PREFIX}:exam:{{{exam_id}}}"
+
+
+def live(exam_id: str) -> str:
+    """Pub/sub channel of one exam's live feed, read by the nodes that have proctors watching it.
+
+    Messages are JSON objects: ``a`` (attempt id) and any of ``v`` + ``s`` (the
+    attempt's version and progress summary after a commit), ``c`` (connected
+    true/false) and ``e`` (a candidate event entry). See ``storage/live.py``.
+    """
+    return f"{PREFIX}:live:{{{exam_id}}}"
+
+
+def roster(exam_id: str) -> str:
+    """Set of the ids of every attempt of the exam still in Redis (the proctor snapshot)."""
+    return f"{PREFIX}:exam:{{{exam_id}}}:attempts"
+
+
+def presence(exam_id: str) -> str:
+    """Sorted set: member = attempt id, score = the last heartbeat (ms) of its connection.
+
+    A member is present while a node holds the attempt's connection and keeps
+    beating; a member older than the staleness limit belongs to a dead node
+    and is reaped (``reap.lua``), which tells the proctors it is disconnected.
+    """
+    return f"{PREFIX}:exam:{{{exam_id}}}:presence"

@@ -55,12 +55,14 @@ class DrainStats:
 
 
 def parse_entry(fields: dict[str, str]) -> dict[str, Any]:
-    """The record of one outbox entry, with its events (oldest first); raises ValueError if malformed."""
+    """The record of one outbox entry, with its events and proctor actions (oldest first); raises ValueError if malformed."""
     record = json.loads(fields["record"])
     if not isinstance(record, dict) or record.get("attempt") != fields.get("attempt"):
         raise ValueError("record does not match its attempt")
     events = json.loads(fields.get("events") or "[]")
     record["events"] = [_event(e) for e in reversed(events) if isinstance(e, dict)]
+    actions = json.loads(fields.get("actions") or "[]")
+    record["actions"] = [_event(a) for a in actions if isinstance(a, dict)]
     return record
 
 

@@ -30,6 +30,10 @@ class Scripts:
     unschedule: AsyncScript
     cache_exam: AsyncScript
     persisted: AsyncScript
+    present: AsyncScript
+    absent: AsyncScript
+    beat: AsyncScript
+    reap: AsyncScript
 
     @classmethod
     def register(cls, redis: Redis) -> "Scripts":

@@ -16,7 +16,7 @@ EXPECTED = {
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
     "Expire", "Pause", "Resume", "Extend", "Terminate",
-    "Outcome", "apply", "replay",
+    "Outcome", "apply", "replay", "progress",
     "analyse",
 }
 

@@ -180,10 +180,10 @@ def json_frames():
 # ---------------------------------------------------- request fuzzing
 
 CANDIDATE_TYPES = ["hello", "start", "answer", "flag", "goto", "fetch", "event", "submit", "ping"]
-PROCTOR_TYPES = ["hello", "extend", "pause", "resume", "terminate", "message"]
+PROCTOR_TYPES = ["hello", "extend", "pause", "resume", "terminate", "message", "ping"]
 FIELD_NAMES = [
     "id", "q", "value", "on", "index", "from", "count", "kind", "detail", "ct",
-    "token", "v", "client", "attempt", "seconds", "reason", "text", "extra",
+    "token", "v", "client", "attempt", "seconds", "reason", "text", "all", "extra",
 ]
 
 edge_ints = st.sampled_from(
@@ -249,6 +249,7 @@ GOOD_FIELDS = {
     "client": st.text(max_size=50),
     "attempt": st.text(min_size=1, max_size=128),
     "seconds": st.integers(1, 86_400),
+    "all": st.booleans(),
     "reason": st.text(min_size=1, max_size=200),
     "text": st.text(min_size=1, max_size=200),
     "extra": wire_trees,

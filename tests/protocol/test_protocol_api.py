@@ -62,6 +62,7 @@ def test_request_unions():
         assert cls in protocol.Request.__args__
     assert set(protocol.ProctorRequest.__args__) == {
         protocol.Hello, protocol.Extend, protocol.Pause, protocol.Resume, protocol.Terminate, protocol.Message,
+        protocol.Ping,
     }
 
 

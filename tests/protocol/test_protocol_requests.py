@@ -53,7 +53,7 @@ CANDIDATE_CLASSES = {
 }
 PROCTOR_CLASSES = {
     "hello": Hello, "extend": Extend, "pause": Pause, "resume": Resume,
-    "terminate": Terminate, "message": Message,
+    "terminate": Terminate, "message": Message, "ping": Ping,
 }
 
 
