@@ -129,7 +129,7 @@ def test_serve_demo_prints_working_tokens(tmp_path):
     try:
         lines: list[str] = []
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not any(line.startswith("proctor token:") for line in lines):
+        while time.monotonic() < deadline and not any(line.startswith("proctor dashboard:") for line in lines):
             line = proc.stdout.readline()
             if not line:
                 break
@@ -139,6 +139,12 @@ def test_serve_demo_prints_working_tokens(tmp_path):
         _wait_ready(port)
         status, exam = http_json("GET", f"http://127.0.0.1:{port}/v1/exams/demo", token=tokens["candidate"])
         assert status == 200 and exam["total"] == 65
+        (link,) = [line.split(": ", 1)[1] for line in lines if line.startswith("proctor dashboard:")]
+        page, _, fragment = link.partition("#")
+        assert page == f"http://127.0.0.1:{port}/proctor" and "?" not in page  # the token never rides in the query
+        assert fragment == f"token={tokens['proctor']}&exam=demo"
+        status, listed = http_json("GET", f"http://127.0.0.1:{port}/v1/exams", token=tokens["proctor"])
+        assert status == 200 and [e["id"] for e in listed["exams"]] == ["demo"]
 
         async def start() -> list[dict]:
             async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/demo/attempt") as ws:
