@@ -27,7 +27,7 @@ import engine
 from storage import keys
 from storage.attempts import from_record
 from storage.live import parse_message
-from storage.results import StoreUnavailable
+from storage.results import StoreUnavailable, all_results
 
 if TYPE_CHECKING:
     from .context import Context
@@ -102,6 +102,7 @@ class Watch:
         self.task: asyncio.Task[None] | None = None
         self.idle_since: float | None = None
         self._loaded = False
+        self._wake = asyncio.Event()
         self._side: set[asyncio.Task[None]] = set()
 
     # -- viewers ------------------------------------------------------------------------
@@ -148,6 +149,10 @@ class Watch:
                     log.warning(json.dumps({"event": "watch_lost", "exam": self.exam_id, "error": type(exc).__name__}))
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
+                except Exception:  # a bug must not silence every proctor of the exam: log, reload
+                    log.exception("watch of %s failed", self.exam_id)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
         finally:
             flusher.cancel()
             reaper.cancel()
@@ -179,6 +184,8 @@ class Watch:
         if isinstance(event, dict):
             self._events.setdefault(aid, []).append(event)
         self._dirty.add(aid)
+        if not self._wake.is_set() and self._next.get(aid, 0.0) <= asyncio.get_running_loop().time():
+            self._wake.set()  # the flusher runs once this batch of messages has been read
 
     async def _load_one(self, aid: str, message: dict[str, Any]) -> None:
         try:
@@ -218,12 +225,10 @@ class Watch:
                 continue
             rows[aid] = {**await self._row(snap.attempt, snap.result), "connected": seen.get(aid, 0) >= fresh}
             self._vers[aid] = max(self._vers.get(aid, 0), snap.ver)
-        for aid in ids:
-            if aid not in snaps:  # persisted, and its Redis keys expired
-                record = await ctx.results.get_result(aid)
-                if record is not None and record.get("exam") == self.exam_id:
-                    old = from_record(record)
-                    rows[aid] = {**await self._row(old.attempt, old.result), "connected": False}
+        archived = {aid for aid in ids if aid not in snaps}  # persisted, and their Redis keys expired
+        for record in await self._archived(archived):
+            old = from_record(record)
+            rows[old.attempt.id] = {**await self._row(old.attempt, old.result), "connected": False}
         self.rows = rows
         if self._loaded:  # a reload after a lost subscription: send what changed meanwhile
             self._dirty.update(rows)
@@ -231,12 +236,25 @@ class Watch:
             self._sent = {aid: dict(row) for aid, row in rows.items()}
             self._loaded = True
 
+    async def _archived(self, ids: set[str]) -> list[dict[str, Any]]:
+        """The stored records of ``ids``: one lookup each when few, else one pass over the exam's results."""
+        store = self.ctx.results
+        if len(ids) <= 20:
+            found = [await store.get_result(aid) for aid in sorted(ids)]
+            return [r for r in found if r is not None and r.get("exam") == self.exam_id]
+        return [r async for r in all_results(store, self.exam_id) if r.get("attempt") in ids]
+
     async def _flush_loop(self) -> None:
+        """Flush as soon as a change is due (woken by ``apply``), else every 50 ms for the held-back ones."""
         loop = asyncio.get_running_loop()
         gap = self.ctx.settings.proctor_update_ms / 1000
         tick = min(0.05, gap) if gap > 0 else 0.02
         while True:
-            await asyncio.sleep(tick)
+            try:
+                await asyncio.wait_for(self._wake.wait(), tick)
+            except TimeoutError:
+                pass
+            self._wake.clear()
             if self._dirty:
                 self.flush(loop.time(), gap)
 

@@ -14,28 +14,15 @@ from typing import Any, AsyncIterator, Mapping
 
 import engine
 from engine import Exam
-from storage.results import ResultStore
+from storage.results import PAGE, all_results
 
 from .context import Context
 
-PAGE = 500
 
 CSV_COLUMNS = (
     "attempt", "user", "name", "exam_version", "state", "end_reason", "started_at", "ended_at",
     "duration_s", "score", "max_score", "percent", "passed", "answered", "flagged", "events",
 )  # fmt: skip
-
-
-async def all_results(store: ResultStore, exam_id: str, *, version: int | None = None) -> AsyncIterator[dict[str, Any]]:
-    """Every result of an exam (one version, or all), in (ended_at, attempt) order, a page at a time."""
-    after: tuple[int, str] | None = None
-    while True:
-        page = await store.results(exam_id, version=version, after=after, limit=PAGE)
-        for record in page:
-            yield record
-        if len(page) < PAGE:
-            return
-        after = (page[-1]["ended_at"], page[-1]["attempt"])
 
 
 async def analysis(ctx: Context, exam_id: str, version: int | None = None, *, refresh: bool = False) -> dict[str, Any] | None:

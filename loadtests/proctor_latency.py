@@ -54,10 +54,11 @@ import sys
 import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import jwt
 import msgpack
@@ -77,6 +78,7 @@ LEAD_S = 0.5
 SETTLE_S = 2.0
 JOIN_TIMEOUT_S = 30.0
 REPLY_TIMEOUT_S = 30.0
+NODE_NAMES = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 TokenFactory = Callable[[str, str], str]
 """``tokens(sub, role) -> JWT``: a token the nodes accept for the exam under test."""
@@ -215,8 +217,8 @@ async def _answer(c: _Candidate, matcher: _Matcher, tally: _Tally, first: float,
             c.next_id += 1
             sent = time.perf_counter()
             matcher.sent(c.attempt, k, sent)
+            tally.send_lag.append(max(0.0, sent - due))
             await c.ws.send(_pack({"t": "answer", "id": rid, "q": c.todo.popleft(), "value": ANSWER_VALUE}))
-            tally.send_lag.append(sent - due)
             async with asyncio.timeout(REPLY_TIMEOUT_S):
                 reply = await _reply(c.ws, rid)
             tally.ack.append(time.perf_counter() - sent)
@@ -283,7 +285,9 @@ async def measure(
         period = 1 / rate
         start = time.perf_counter() + LEAD_S
         end = start + duration
-        await asyncio.gather(*(_answer(c, matcher, tally, start + random.uniform(0, period), end, period) for c in joined))
+        async with asyncio.TaskGroup() as group:
+            for c in joined:
+                group.create_task(_answer(c, matcher, tally, start + random.uniform(0, period), end, period))
         settle_until = max(end, time.perf_counter()) + SETTLE_S
         while matcher.unmatched() and time.perf_counter() < settle_until and not watch.done():
             await asyncio.sleep(0.05)
@@ -323,10 +327,14 @@ def _figures(summary: dict[str, float] | None, names: Sequence[str]) -> str:
 def report(result: dict[str, Any], command: str, when: datetime) -> str:
     """The text block for one run of ``measure``."""
     lines = [
-        f"{when:%Y-%m-%dT%H:%M:%SZ} proctor update latency: {result['candidates']} candidates x "
-        f"{result['rate_per_candidate']} answers/s over {result['nodes']} nodes, {result['duration_s']:g} s, proctor on node A",
-        f"  answers sent {result['answers_sent']} ({result['answers_per_s']:g}/s), "
-        f"matched {result['matched']}, unmatched {result['unmatched']}",
+        (
+            f"{when:%Y-%m-%dT%H:%M:%SZ} proctor update latency: {result['candidates']} candidates x "
+            f"{result['rate_per_candidate']} answers/s over {result['nodes']} nodes, {result['duration_s']:g} s, proctor on node A"
+        ),
+        (
+            f"  answers sent {result['answers_sent']} ({result['answers_per_s']:g}/s), "
+            f"matched {result['matched']}, unmatched {result['unmatched']}"
+        ),
         f"  answer -> proctor update: {_figures(result['proctor_update_ms'], ('p50', 'p90', 'p99', 'max'))}",
         f"  answer -> ack:            {_figures(result['ack_ms'], ('p50', 'p90', 'p99', 'max'))}",
         f"  answer send lag vs schedule: {_figures(result['send_lag_ms'], ('p50', 'p99', 'max'))}",
@@ -350,25 +358,28 @@ def _run_loop(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def _start_nodes(count: int, workdir: Path, env: dict[str, str]) -> list[Node]:
-    nodes = []
-    for i in range(count):
-        data_dir = workdir / f"node-{i}"
-        data_dir.mkdir()
-        port = free_port()
-        argv = [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-        nodes.append(Node(argv, env, port=port, data_dir=data_dir, cwd=REPO_ROOT))
-    return nodes
+def _start_node(workdir: Path, env: dict[str, str], name: str) -> Node:
+    data_dir = workdir / f"node-{name}"
+    data_dir.mkdir()
+    port = free_port()
+    argv = [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
+    return Node(argv, env, port=port, data_dir=data_dir, cwd=REPO_ROOT)
 
 
-def _log_problems(path: Path) -> list[str]:
-    """Lines of a node log at level warning or above, or with an exception."""
-    marks = ('"level": "warning"', '"level": "error"', '"level": "critical"', '"exception"', "Traceback")
+def _log_events(path: Path) -> Counter[str]:
+    """How many lines of a node log carry each ``event`` (``(not JSON)`` for other lines)."""
+    counts: Counter[str] = Counter()
     try:
-        text = path.read_text(errors="replace")
+        lines = path.read_text(errors="replace").splitlines()
     except OSError:
-        return []
-    return [line for line in text.splitlines() if any(mark in line for mark in marks)]
+        return counts
+    for line in lines:
+        try:
+            event = json.loads(line).get("event", "?")
+        except (ValueError, AttributeError):
+            event = "(not JSON)"
+        counts[str(event)] += 1
+    return counts
 
 
 def run(*, candidates: int, rate: float, duration: float, nodes: int, keep_logs: bool = False) -> dict[str, Any]:
@@ -378,7 +389,6 @@ def run(*, candidates: int, rate: float, duration: float, nodes: int, keep_logs:
     started: list[Node] = []
     ok = False
     try:
-        (workdir / "redis").mkdir()
         jwt_secret = secrets.token_urlsafe(36)  # 48 characters
         env = node_env(
             EXAMWIRE_REDIS_URL=redis.start(),
@@ -388,7 +398,8 @@ def run(*, candidates: int, rate: float, duration: float, nodes: int, keep_logs:
             EXAMWIRE_RATE_PER_S="1000",
             EXAMWIRE_RATE_BURST="2000",
         )
-        started = _start_nodes(nodes, workdir, env)
+        for name in NODE_NAMES[:nodes]:
+            started.append(_start_node(workdir, env, name))
         for node in started:
             node.wait_ready()
         tokens = hs256_tokens(jwt_secret, EXAM_ID)
@@ -421,14 +432,14 @@ def run(*, candidates: int, rate: float, duration: float, nodes: int, keep_logs:
         for node in started:
             node.stop()
         redis.stop()
-        for name, node in zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", started):
-            if not ok:
-                print(f"--- node {name} ({node.log_path}), last 40 lines ---\n{tail(node.log_path, 40)}", file=sys.stderr)
+        if not ok:
+            print(f"--- redis ({redis.log_path}), last 20 lines ---\n{tail(redis.log_path, 20)}", file=sys.stderr)
+        for name, node in zip(NODE_NAMES, started, strict=False):
+            if ok:
+                events = ", ".join(f"{event} {count}" for event, count in _log_events(node.log_path).most_common())
+                print(f"node {name} log events: {events}", file=sys.stderr)
             else:
-                problems = _log_problems(node.log_path)
-                if problems:
-                    print(f"node {name}: {len(problems)} warning/error lines in its log, first ones:", file=sys.stderr)
-                    print("\n".join(problems[:10]), file=sys.stderr)
+                print(f"--- node {name} ({node.log_path}), last 40 lines ---\n{tail(node.log_path, 40)}", file=sys.stderr)
         if ok and not keep_logs:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
@@ -445,13 +456,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp dir with the node and Redis logs")
     args = parser.parse_args(argv)
-    if args.candidates < 1 or args.nodes < 1 or args.rate <= 0 or args.duration <= 0:
-        parser.error("--candidates, --nodes, --rate and --duration must be positive")
+    if args.candidates < 1 or args.rate <= 0 or args.duration <= 0:
+        parser.error("--candidates, --rate and --duration must be positive")
+    if not 1 <= args.nodes <= len(NODE_NAMES):
+        parser.error(f"--nodes must be 1 to {len(NODE_NAMES)}")
     if math.ceil(args.duration * args.rate) + 5 > 1000:
         parser.error("duration * rate must be at most 995 (an exam has at most 1000 questions)")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))  # clean up as on Ctrl-C
-    when = datetime.now(timezone.utc)
+    when = datetime.now(UTC)
     result = run(candidates=args.candidates, rate=args.rate, duration=args.duration, nodes=args.nodes, keep_logs=args.keep_logs)
     command = (
         f"python -m loadtests.proctor_latency --candidates {args.candidates} --rate {args.rate} "

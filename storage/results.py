@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, AsyncIterator, Mapping, Protocol, Sequence
 
 #: Largest record accepted, as UTF-8 JSON.
 MAX_RECORD_BYTES = 4 * 1024 * 1024
@@ -195,3 +195,18 @@ def check_limit(limit: int) -> int:
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ValueError(f"limit must be a positive integer, got {limit!r}")
     return limit
+
+
+PAGE = 500
+
+
+async def all_results(store: ResultStore, exam_id: str, *, version: int | None = None) -> AsyncIterator[dict[str, Any]]:
+    """Every result of an exam (one version, or all), in (ended_at, attempt) order, a page at a time."""
+    after: tuple[int, str] | None = None
+    while True:
+        page = await store.results(exam_id, version=version, after=after, limit=PAGE)
+        for record in page:
+            yield record
+        if len(page) < PAGE:
+            return
+        after = (page[-1]["ended_at"], page[-1]["attempt"])

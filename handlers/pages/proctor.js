@@ -96,6 +96,8 @@ const app = {
   sort: { key: 'name', dir: 1 },
   filter: { text: '', state: 'all' },
   needOrder: false,
+  namesDirty: false,
+  dirty: new Set(),
   refreshTimer: null,
   lastRefresh: -Infinity,
   // dialogs
@@ -105,6 +107,16 @@ const app = {
 };
 
 const collator = new Intl.Collator(undefined, { sensitivity: 'base', numeric: true });
+
+// Only rows on (or near) the screen get their clock repainted every second.
+const visibility = new IntersectionObserver((entries) => {
+  for (const entry of entries) {
+    const rec = app.rows.get(entry.target.dataset.attempt);
+    if (!rec || rec.tr !== entry.target) continue;
+    rec.visible = entry.isIntersecting;
+    if (rec.visible) renderLeft(rec);
+  }
+}, { rootMargin: '300px 0px' });
 
 // ------------------------------------------------------------------ storage
 function store(key, value) {
@@ -583,7 +595,9 @@ function onUpdate(m) {
     addFeed(rec, m.event);
     flash(rec);
   }
-  renderRow(rec);
+  // Cells are rewritten in the next coalesced refresh (at most 4 per second),
+  // so a burst of updates costs one layout, not one per update.
+  app.dirty.add(rec);
   app.needOrder = true;
   scheduleRefresh();
 }
@@ -686,19 +700,24 @@ function createRecord(id) {
   connected.append(connWrap);
 
   const answered = td('answered');
-  const answeredText = mk('span', 'progress-text');
+  const answeredText = mk('span', 'cv progress-text');
   const bar = mk('span', 'bar');
   bar.setAttribute('aria-hidden', 'true');
   const fill = mk('span', 'bar__fill');
   bar.append(fill);
   answered.append(answeredText, bar);
 
-  const flagged = td('flagged', 'num');
-  const question = td('question', 'num');
-  const left = td('left', 'num');
-  const leftText = mk('span', 'left');
-  left.append(leftText);
-  const events = td('events', 'num');
+  // Values that change often sit in size-contained spans (class "cv"), so
+  // rewriting them does not relayout a table of thousands of rows.
+  const value = (col, cls) => {
+    const span = mk('span', cls);
+    td(col, 'num').append(span);
+    return span;
+  };
+  const flagged = value('flagged', 'cv');
+  const question = value('question', 'cv');
+  const leftText = value('left', 'cv left');
+  const events = value('events', 'cv');
 
   const actions = mk('td');
   actions.dataset.col = 'actions';
@@ -713,6 +732,8 @@ function createRecord(id) {
   group.append(buttons.extend, buttons.pause, buttons.resume, buttons.message, buttons.terminate);
   actions.append(group);
   tr.append(actions);
+  visibility.observe(tr);
+  app.namesDirty = true;
 
   return {
     id,
@@ -722,10 +743,13 @@ function createRecord(id) {
     buttons,
     shown: {},
     flashTimer: null,
+    visible: false,
+    nameRank: 0,
   };
 }
 
 function applyFields(rec, src) {
+  if ('name' in src || 'user' in src) app.namesDirty = true;
   for (const key of ROW_FIELDS) {
     if (Object.prototype.hasOwnProperty.call(src, key)) rec.d[key] = src[key];
   }
@@ -782,11 +806,11 @@ function renderRow(rec) {
 
   const flagged = num(d.flagged);
   put(rec, 'flagged', c.flagged, String(flagged));
-  putClass(rec, 'flagCls', c.flagged, flagged > 0 ? 'num flag-some' : 'num');
+  putClass(rec, 'flagCls', c.flagged, flagged > 0 ? 'cv flag-some' : 'cv');
   put(rec, 'question', c.question, state === 'ready' || final || typeof d.index !== 'number' ? '—' : String(d.index + 1));
   const events = num(d.events);
   put(rec, 'events', c.events, String(events));
-  putClass(rec, 'eventsCls', c.events, events > 0 ? 'num events-some' : 'num');
+  putClass(rec, 'eventsCls', c.events, events > 0 ? 'cv events-some' : 'cv');
   renderLeft(rec);
 
   const rowCls = `${final ? 'is-final' : ''}${!final && !yes ? ' is-lost' : ''}${rec.tr.classList.contains('flash') ? ' flash' : ''}`.trim();
@@ -820,13 +844,13 @@ function renderLeft(rec) {
   let cls;
   if (ms === null) {
     text = '—';
-    cls = 'left is-none';
+    cls = 'cv left is-none';
   } else {
     text = fmtLeft(ms);
-    if (d.state !== 'active') cls = 'left is-frozen';
-    else if (ms <= CRITICAL_MS) cls = 'left is-critical';
-    else if (ms <= LOW_MS) cls = 'left is-low';
-    else cls = 'left';
+    if (d.state !== 'active') cls = 'cv left is-frozen';
+    else if (ms <= CRITICAL_MS) cls = 'cv left is-critical';
+    else if (ms <= LOW_MS) cls = 'cv left is-low';
+    else cls = 'cv left';
   }
   put(rec, 'left', rec.c.leftText, text);
   putClass(rec, 'leftCls', rec.c.leftText, cls);
@@ -840,7 +864,9 @@ function flash(rec) {
 
 function clearTable() {
   for (const rec of app.rows.values()) clearTimeout(rec.flashTimer);
+  visibility.disconnect();
   app.rows.clear();
+  app.dirty.clear();
   el.rows.replaceChildren();
   app.needOrder = true;
   refresh();
@@ -883,17 +909,25 @@ function sortValue(rec, key) {
   }
 }
 
-function compareRecords(a, b) {
+/** Rank every row by name once (collation is slow), so sorting compares numbers only. */
+function rankNames() {
+  const all = [...app.rows.values()].map((rec) => ({ rec, name: displayName(rec.d) }));
+  all.sort((a, b) => collator.compare(a.name, b.name) || (a.rec.id < b.rec.id ? -1 : a.rec.id > b.rec.id ? 1 : 0));
+  all.forEach((x, i) => { x.rec.nameRank = i; });
+  app.namesDirty = false;
+}
+
+function sortRecords(list) {
+  if (app.namesDirty) rankNames();
   const { key, dir } = app.sort;
-  let r = 0;
-  if (key !== 'name') {
-    const va = sortValue(a, key);
-    const vb = sortValue(b, key);
-    r = va < vb ? -1 : va > vb ? 1 : 0;
+  if (key === 'name') {
+    list.sort((a, b) => (a.nameRank - b.nameRank) * dir);
+    return list;
   }
-  if (r === 0) r = collator.compare(displayName(a.d), displayName(b.d));
-  if (r === 0) r = a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
-  return r * dir;
+  const keyed = list.map((rec) => ({ rec, v: sortValue(rec, key) }));
+  keyed.sort((a, b) => ((a.v < b.v ? -1 : a.v > b.v ? 1 : 0) || a.rec.nameRank - b.rec.nameRank) * dir);
+  for (let i = 0; i < keyed.length; i++) list[i] = keyed[i].rec;
+  return list;
 }
 
 function scheduleRefresh() {
@@ -906,13 +940,15 @@ function refresh() {
   if (app.refreshTimer !== null) clearTimeout(app.refreshTimer);
   app.refreshTimer = null;
   app.lastRefresh = performance.now();
+  for (const rec of app.dirty) renderRow(rec);
+  app.dirty.clear();
   updateCounts();
   if (!app.needOrder) return;
   app.needOrder = false;
 
   const order = [];
   for (const rec of app.rows.values()) if (matches(rec)) order.push(rec);
-  order.sort(compareRecords);
+  sortRecords(order);
 
   // Move only what is out of place: rows already in order stay untouched.
   const body = el.rows;
@@ -1145,7 +1181,7 @@ function rowAction(action, rec) {
 // ------------------------------------------------------------------ wiring
 function tick() {
   for (const rec of app.rows.values()) {
-    if (rec.d.state === 'active') renderLeft(rec);
+    if (rec.visible && rec.d.state === 'active') renderLeft(rec);
   }
   if (app.sort.key === 'left' && app.rows.size) {
     app.needOrder = true;

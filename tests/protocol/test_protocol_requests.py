@@ -99,8 +99,8 @@ def satisfies_constraints(r) -> bool:
                 and type(v) is int
                 and (client is None or is_str(client, 0, 200))
             )
-        case Start() | Submit() | Pause() | Resume():
-            return not hasattr(r, "attempt") or is_str(r.attempt, 1, 128)
+        case Start() | Submit() | Pause() | Resume():  # attempt None: "all: true"
+            return not hasattr(r, "attempt") or r.attempt is None or is_str(r.attempt, 1, 128)
         case Answer(_, q, value):
             return is_str(q, 1, 128) and valid_answer_value(value)
         case Flag(_, q, on):
@@ -118,7 +118,7 @@ def satisfies_constraints(r) -> bool:
         case Ping(ct):
             return (type(ct) is int) or (type(ct) is float and math.isfinite(ct))
         case Extend(_, attempt, seconds):
-            return is_str(attempt, 1, 128) and is_int(seconds, 1, 86_400)
+            return (attempt is None or is_str(attempt, 1, 128)) and is_int(seconds, 1, 86_400)
         case Terminate(_, attempt, reason):
             return is_str(attempt, 1, 128) and is_str(reason, 1, 200)
         case Message(_, attempt, text):
@@ -142,6 +142,8 @@ def check_outcome(parse, classes, m, allowed_codes):
         return None
     assert type(m["t"]) is str and type(r) is classes[m["t"]]
     assert type(r).t == m["t"]
+    if isinstance(r, (Extend, Pause, Resume)):  # exactly one of attempt / all: true
+        assert (r.attempt is None) == (m.get("all") is True) and ("attempt" in m) != ("all" in m)
     assert dataclasses.is_dataclass(r)
     assert satisfies_constraints(r), r
     with pytest.raises(dataclasses.FrozenInstanceError):
