@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from engine import (
     FINAL, Answer, Attempt, Event, Expire, Extend, Flag, Goto, Outcome, Pause, Refused, Resume,
-    Fetch, Start, State, Submit, Terminate, apply, derive_seed, layout, new_attempt, replay,
+    Fetch, Start, State, Submit, Terminate, apply, derive_seed, layout, new_attempt, progress, replay,
 )
 
 from .engine_testdata import build
@@ -552,3 +552,33 @@ def test_fetch_consumes_its_id_in_every_started_state():
     assert run(paused(), Fetch(50), T0 + 70_000).attempt.last_id == 50
     done = run(started(), Submit(9), T0 + 1).attempt
     assert run(done, Fetch(10), T0 + 2).attempt.last_id == 10
+
+
+# --- progress: the proctor's row ----------------------------------------------
+
+def test_progress_follows_the_attempt_through_its_states():
+    a = fresh()
+    row = progress(a, EXAM.total, T0)
+    assert row == {
+        "user": "alice", "name": "Alice", "state": "ready", "answered": 0, "total": EXAM.total, "flagged": 0,
+        "index": 0, "deadline": None, "remaining_ms": DUR, "events": 0, "reason": None, "score": None, "percent": None,
+    }
+    q1 = EXAM.questions[1]
+    a = started()
+    a = run(a, Flag(2, q1.id, True), T0 + 1_000).attempt
+    a = run(a, Event(3, "blur"), T0 + 2_000).attempt
+    a = run(a, Goto(4, 1), T0 + 3_000).attempt
+    row = progress(a, EXAM.total, T0 + 10_000)
+    assert (row["state"], row["answered"], row["flagged"], row["index"], row["events"]) == ("active", 0, 1, 1, 1)
+    assert row["deadline"] == T0 + DUR and row["remaining_ms"] == DUR - 10_000
+
+    p = run(a, Pause("proc"), T0 + 20_000).attempt
+    later = progress(p, EXAM.total, T0 + 80_000)
+    assert later["state"] == "paused" and later["remaining_ms"] == DUR - 20_000  # frozen
+    assert later["deadline"] == T0 + DUR + 60_000  # moves with the pause
+
+    end = run(a, Terminate("left", "proc"), T0 + 30_000).attempt
+    row = progress(end, EXAM.total, T0 + 40_000)
+    assert (row["state"], row["reason"], row["remaining_ms"]) == ("terminated", "left", 0)
+    assert row["score"] == 0 and row["percent"] == 0
+    assert progress(end, EXAM.total, T0, {"score": 3, "percent": 50})["score"] == 3
