@@ -131,6 +131,8 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/healthz", http.healthz),
         Route("/readyz", http.readyz),
+        Route("/", web.landing_page, methods=["GET"]),
+        Route("/exam/{exam_id}", web.exam_page, methods=["GET"]),
         Route("/proctor", web.proctor_page, methods=["GET"]),
         Route("/static/{name}", web.static, methods=["GET"]),
         Route("/v1/exams", http.list_exams, methods=["GET"]),

@@ -138,6 +138,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"candidate WebSocket: ws{base[4:]}/v1/exams/{exam_id}/attempt", file=sys.stderr)
             print(f"candidate token: {cand}", file=sys.stderr)
             print(f"proctor token:   {proc}", file=sys.stderr)
+            print(f"take the exam: {base}/exam/{exam_id}#token={cand}", file=sys.stderr)
             print(f"proctor dashboard: {base}/proctor#token={proc}&exam={exam_id}", file=sys.stderr)
             sys.stderr.flush()
         config = uvicorn.Config(

@@ -1,4 +1,4 @@
-"""The pages the engine serves itself (no build step): the proctor dashboard and its assets.
+"""The pages the engine serves itself (no build step): landing, exam client, proctor dashboard, assets.
 
 Files come from ``handlers/pages``. Every response carries a strict
 Content-Security-Policy (scripts and styles from this origin only, no inline
@@ -56,3 +56,13 @@ async def static(request: Request) -> Response:
 async def proctor_page(request: Request) -> Response:
     """``GET /proctor``: the live proctor dashboard."""
     return _file("proctor.html")
+
+
+async def landing_page(request: Request) -> Response:
+    """``GET /``: how to start (candidates and proctors)."""
+    return _file("index.html")
+
+
+async def exam_page(request: Request) -> Response:
+    """``GET /exam/{exam_id}``: the candidate's exam client (the page reads the exam id from its URL)."""
+    return _file("exam.html")

@@ -43,6 +43,7 @@ const ERROR_TEXT = {
   forbidden: 'this token may not do that',
   internal: 'the server failed; try again',
   unknown_type: 'the server does not support this request',
+  time_up: "the attempt's time is already up",
 };
 
 const $ = (id) => document.getElementById(id);
@@ -254,6 +255,8 @@ function setStatus(kind, text) {
 function showFatal(text) {
   el.fatal.textContent = text;
   el.fatal.hidden = !text;
+  // nothing to watch: keep only the explanation (and any rows already shown)
+  el.live.classList.toggle('is-fatal', Boolean(text) && app.rows.size === 0);
 }
 
 function showWho(token) {
@@ -606,6 +609,8 @@ function onAck(m) {
   const p = app.pending.get(m.id);
   if (!p) return;
   app.pending.delete(m.id);
+  // The row itself changes with the server's update (never from the ack, which
+  // could be older than an update already shown).
   setStatus('ok', p.done(m));
 }
 
@@ -781,7 +786,8 @@ function renderRow(rec) {
   const name = displayName(d);
 
   put(rec, 'name', c.nameText, name);
-  put(rec, 'user', c.userText, typeof d.user === 'string' ? d.user : '');
+  // the user id under the name (not repeated when it is the only name there is)
+  put(rec, 'user', c.userText, typeof d.user === 'string' && d.user !== name ? d.user : '');
 
   put(rec, 'state', c.badge, STATE_LABEL[state] || state);
   putClass(rec, 'stateCls', c.badge, `badge badge--${STATE_RANK[state] === undefined ? 'unknown' : state}`);
@@ -1150,7 +1156,9 @@ function submitMessage() {
   closeDialog(el.messageDialog);
   send({ t: 'message', attempt: t.attempt, text }, {
     what: `message ${t.name}`,
-    done: () => `Message delivered to ${t.name}.`,
+    done: (ack) => (ack.connected === false
+      ? `Message recorded, but ${t.name} is not connected and will not see it.`
+      : `Message delivered to ${t.name}.`),
   });
 }
 

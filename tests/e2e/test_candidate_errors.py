@@ -37,7 +37,7 @@ def test_errors_by_state_and_value(make_node, put_exam, make_token, kit, arun, e
     async def body():
         c = kit.client(node, "errs", token, encoding)
         await c.connect()
-        w = await c.hello()
+        await c.hello()
         r = await c.answer("x01", "c")
         assert r["t"] == "error" and r["code"] == "not_started", r
         assert isinstance(r.get("message"), str)

@@ -175,3 +175,90 @@ def test_many_candidates_one_snapshot_row_each(make_node, put_exam, make_token, 
             await c.close()
 
     arun(body())
+
+
+def _raw_proctor(port: int, path: str, token: str):
+    """A blocking WebSocket client that sends ``hello`` and then reads nothing (a tiny receive window)."""
+    import json
+    import os
+    import socket
+    import struct
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    payload = json.dumps({"t": "hello", "token": token, "v": 1}).encode()
+    mask = os.urandom(4)
+    sock.sendall(struct.pack("!BBH", 0x81, 0x80 | 126, len(payload)) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    return sock
+
+
+def _read_to_end(sock, timeout: float) -> tuple[bytes, bool]:
+    """Everything the server sent until it closed the connection; (data, closed)."""
+    import socket
+    import time
+
+    data, end = b"", time.monotonic() + timeout
+    sock.settimeout(0.5)
+    while time.monotonic() < end:
+        try:
+            chunk = sock.recv(1 << 16)
+        except socket.timeout:
+            continue
+        except OSError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+    return data, False
+
+
+def test_a_proctor_that_stops_reading_is_dropped_and_resumes_with_a_snapshot(make_node, put_exam, make_token, kit, arun):
+    flood = {"EXAMWIRE_SEND_QUEUE": "4", "EXAMWIRE_RATE_PER_S": "5000", "EXAMWIRE_RATE_BURST": "5000",
+             "EXAMWIRE_EVENT_RATE_PER_MIN": "60000", "EXAMWIRE_EVENT_BURST": "10000"}
+    a = make_node(**flood)
+    put_exam(a, kit.make_exam("live5", 3))
+    token = make_token("pro", "proctor")
+    detail = "x" * 900  # each event update carries ~1 KiB
+
+    async def body() -> None:
+        slow = _raw_proctor(a.port, "/v1/exams/live5/proctor", token)
+        good, _, _ = await open_proctor(a, "live5", token)  # keeps reading throughout
+        noisy = [kit.client(a, "live5", make_token(f"noisy{i}")) for i in range(2)]
+
+        async def shout(c: ExamClient) -> int:
+            # ~3 MB each: more than the kernel buffers between the server and the slow proctor hold (4 MB max)
+            await c.connect()
+            await c.hello()
+            for _ in range(60):
+                ids = [await c.send_request("event", kind="blur", detail=detail) for _ in range(50)]
+                for rid in ids:
+                    assert (await c.reply(rid))["t"] == "ack"
+            return 3000
+
+        sent = sum(await asyncio.gather(*(shout(c) for c in noisy)))
+        for c in noisy:
+            await update_for(good, c.welcome["attempt"], timeout=5.0, events=3000)
+
+        data, closed = await asyncio.to_thread(_read_to_end, slow, 10.0)
+        slow.close()
+        assert closed, ("the server kept a proctor that does not read", len(data), data.count(b'"t":"update"'))
+        assert data.count(b'"t":"update"') < sent / 2, (data.count(b'"t":"update"'), sent)
+        assert not good.closed.is_set()
+
+        again, _, snapshot = await open_proctor(a, "live5", token)
+        assert [(r["events"], r["connected"]) for r in snapshot["attempts"]] == [(3000, True)] * 2
+        for p in (again, good):
+            await p.close()
+        for c in noisy:
+            await c.close()
+
+    arun(body(), timeout=60)

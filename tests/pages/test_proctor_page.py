@@ -151,6 +151,15 @@ def test_live_row_follows_candidate_on_other_node(make_node, put_exam, make_toke
             await client.abort()
             await expect(cell(row, "connected")).to_have_text(re.compile(r"\bno\b"), timeout=5000)
             await expect(page.locator("#count-connected")).to_have_text("0")
+
+            # sign out forgets the token: the sign-in form comes back, also after a reload
+            await page.locator("#sign-out").click()
+            await expect(page.locator("#signin")).to_be_visible()
+            await expect(page.locator("#live")).to_be_hidden()
+            assert await page.evaluate(f"sessionStorage.getItem({TOKEN_KEY!r})") is None
+            await page.reload()
+            await expect(page.locator("#signin")).to_be_visible()
+            await expect(page.locator("#token")).to_be_empty()
             probe.assert_clean()
 
     arun(body(), timeout=90)
