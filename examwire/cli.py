@@ -149,6 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ws="websockets-sansio",
             ws_per_message_deflate=False,
             ws_max_size=settings.max_frame_bytes,
+            backlog=settings.backlog,
             lifespan="on",
             log_level="warning",
             access_log=False,

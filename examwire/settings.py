@@ -122,6 +122,7 @@ class Settings:
     proctor_update_ms: int = 250
     event_rate_per_s: float = 1.0
     event_burst: int = 10
+    backlog: int = 4096
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @classmethod
@@ -205,6 +206,7 @@ class Settings:
             proctor_update_ms=_int(env, "EXAMWIRE_PROCTOR_UPDATE_MS", 250, low=0, high=10_000),
             event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
             event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
+            backlog=_int(env, "EXAMWIRE_BACKLOG", 4096, low=64, high=65_535),
         )
 
     @property

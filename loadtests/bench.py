@@ -1,0 +1,631 @@
+"""One-machine benchmark of an engine node: ``python -m loadtests.bench [--quick] [--out bench-results.json]``.
+
+Starts its own redis-server (no AOF), one engine node (``examwire serve``,
+no embedded worker, budgets raised so the rate limiter never interferes) and
+the ceiling app (``loadtests/ceiling_app.py``, the same stack doing one
+EVALSHA per message), then drives them with one asyncio client process
+(uvloop, MessagePack frames, one request in flight per connection). The load
+generator shares the machine's cores with the server: every figure is for
+the whole box.
+
+Sections, in run order (each a key of ``bench-results.json``):
+
+- ``batch``: the server-side cost of a 65-question batch (``engine.batch`` +
+  the message + MessagePack), in process, over many repetitions; and the
+  wire round trip of ``fetch`` 65 for context.
+- ``throughput``: closed loop, ``conns`` connections each sending the next
+  message as soon as the previous one is acknowledged, for ``seconds``:
+  the ceiling's echoes/s, then the engine's answers/s, and their ratio
+  (the engine's maximum sustained answer rate on this box).
+- ``rates``: open loop at fixed answer rates spread over ``rate_conns``
+  started candidates (random phases): answer→ack p50/p99/p99.9, the rate
+  achieved, and the engine's CPU seconds per 1,000 answers (``/proc`` utime
+  + stime of the node over the phase).
+- ``rush``: ``rush`` candidates connect, authenticate, start and receive
+  their first batch at the same instant: time until all started, failures,
+  p50/p99 of each candidate's time to its first batch.
+- ``sessions``: candidates that said hello and started are held open in
+  steps; the node's RSS growth per held session at each step.
+- ``expiry``: ``expiry`` started attempts whose deadlines fall in the same
+  second (written straight to Redis); lag from each due time (deadline +
+  grace) to its ``expired`` summary on the exam's live channel.
+- ``proctor``: ``loadtests.proctor_latency.measure`` with ``proctor_cands``
+  candidates answering once a second and one proctor: answer→update.
+
+Writes ``--out`` (JSON) and the same path with ``.md`` (a Markdown table with
+the goals of issue 6). ``--quick`` is a small size for CI: it checks that
+everything runs, its numbers mean little.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Sequence
+
+import jwt
+import msgpack
+from websockets.asyncio.client import ClientConnection, connect
+
+import engine
+import protocol
+from examwire.redis_server import EmbeddedRedis
+
+REPO = Path(__file__).resolve().parents[1]
+EXAM_ID = "bench"
+N_QUESTIONS = 65
+REPLY_TIMEOUT_S = 60.0
+
+SIZES: dict[str, dict[str, Any]] = {
+    "default": {
+        "batch_reps": 2000,
+        "conns": 200,
+        "seconds": 10.0,
+        "rate_conns": 1000,
+        "rates": [500, 1000, 2000],
+        "rate_seconds": 10.0,
+        "rush": 5000,
+        "sessions": [1000, 5000, 10000],
+        "expiry": 2000,
+        "proctor_cands": 1000,
+        "proctor_seconds": 15.0,
+    },
+    "quick": {
+        "batch_reps": 200,
+        "conns": 20,
+        "seconds": 2.0,
+        "rate_conns": 50,
+        "rates": [100],
+        "rate_seconds": 2.0,
+        "rush": 100,
+        "sessions": [100, 200],
+        "expiry": 100,
+        "proctor_cands": 50,
+        "proctor_seconds": 3.0,
+    },
+}
+
+GOALS = {
+    "sessions": "10,000 held by one process, ≤ 50 KiB each",
+    "rush": "5,000 started with their first batch within 30 s, zero failures",
+    "rate_1000": "answer→ack p99 < 20 ms at 1,000 answers/s",
+    "ratio": "sustained answers ≥ 60% of the same-run ceiling",
+    "batch": "65-question batch ready to send < 5 ms (server side)",
+    "expiry": "expiry lag p99 < 1 s with 2,000 simultaneous deadlines",
+    "proctor": "proctor update p99 < 250 ms with 1,000 candidates answering",
+}
+
+
+# ---------------------------------------------------------------- processes
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the process so far."""
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rpartition(")")[2].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def rss_kib(self) -> int:
+        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS")
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str], workdir: Path, port: int) -> Proc:
+    log = workdir / f"{name}.log"
+    popen = subprocess.Popen(argv, env=env, cwd=REPO, stdout=log.open("ab"), stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL)
+    proc = Proc(name, popen, port, log)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        if popen.poll() is not None:
+            raise RuntimeError(f"{name} exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{proc.http}/readyz", timeout=1) as resp:
+                if resp.status == 200:
+                    return proc
+        except OSError as exc:
+            if getattr(exc, "code", None) == 404:  # the ceiling app has no /readyz: it is up
+                return proc
+        time.sleep(0.1)
+    proc.stop()
+    raise RuntimeError(f"{name} not ready: {log.read_text()[-2000:]}")
+
+
+def _raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+# ---------------------------------------------------------------- client
+
+
+def _pack(m: dict[str, Any]) -> bytes:
+    return msgpack.packb(m)
+
+
+def _unpack(frame: bytes | str) -> dict[str, Any]:
+    return msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
+
+
+async def _open(url: str) -> ClientConnection:
+    return await connect(url, compression=None, ping_interval=None, max_size=None, proxy=None, open_timeout=60,
+                         close_timeout=2, max_queue=64)
+
+
+async def _until(ws: ClientConnection, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    while True:
+        m = _unpack(await ws.recv())
+        if pred(m):
+            return m
+
+
+class Candidate:
+    """One started attempt on a connection (one request in flight at a time)."""
+
+    __slots__ = ("ws", "next_id", "qids")
+
+    def __init__(self, ws: ClientConnection, next_id: int, qids: list[str]) -> None:
+        self.ws, self.next_id, self.qids = ws, next_id, qids
+
+    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
+        rid = self.next_id
+        self.next_id += 1
+        message["id"] = rid
+        await self.ws.send(_pack(message))
+        reply = await _until(self.ws, lambda m: m.get("id") == rid and m.get("t") in ("ack", "error"))
+        if reply["t"] != "ack":
+            raise RuntimeError(f"refused: {reply}")
+        return reply
+
+    async def answer(self) -> None:
+        await self.request({"t": "answer", "q": random.choice(self.qids), "value": "c"})
+
+
+async def join(base: str, token: str) -> Candidate:
+    """Connect, hello, start, and wait for the first batch."""
+    ws = await _open(f"{base}/v1/exams/{EXAM_ID}/attempt")
+    try:
+        await ws.send(_pack({"t": "hello", "token": token, "v": 1}))
+        welcome = await _until(ws, lambda m: m.get("t") == "welcome")
+        c = Candidate(ws, welcome["last_id"] + 1, [f"x{i + 1:02d}" for i in range(N_QUESTIONS)])
+        rid = c.next_id
+        c.next_id += 1
+        await ws.send(_pack({"t": "start", "id": rid}))
+        await _until(ws, lambda m: m.get("t") == "batch")
+        return c
+    except BaseException:
+        await ws.close()
+        raise
+
+
+def _pcts(seconds: Sequence[float], *qs: float) -> dict[str, float | None]:
+    if not seconds:
+        return {f"p{q:g}": None for q in qs}
+    xs = sorted(seconds)
+    return {f"p{q:g}": round(xs[min(len(xs) - 1, int(q / 100 * len(xs)))] * 1000, 2) for q in qs}
+
+
+async def _gather_in_waves(factories: Sequence[Callable[[], Awaitable[Any]]], wave: int) -> list[Any]:
+    out: list[Any] = []
+    for lo in range(0, len(factories), wave):
+        out += await asyncio.gather(*(f() for f in factories[lo : lo + wave]), return_exceptions=True)
+    return out
+
+
+# ---------------------------------------------------------------- sections
+
+
+def bench_batch(reps: int) -> dict[str, Any]:
+    """Server-side cost of a 65-question batch: layout + engine.batch + message + MessagePack."""
+    doc = json.loads((REPO / "examwire" / "data" / "demo-exam.json").read_text())
+    exam = engine.parse_exam(doc, version=1)
+    assert exam.total == 65, exam.total
+    times = []
+    for i in range(reps):
+        seed = f"{i:064x}"
+        t0 = time.perf_counter()
+        lay = engine.layout(exam, seed)
+        msg = protocol.Batch(0, engine.batch(exam, lay, 0, 65), exam.total).to_wire()
+        frame = protocol.encode(msg, protocol.Encoding.MSGPACK)
+        times.append(time.perf_counter() - t0)
+    return {"questions": 65, "bytes": len(frame), **_pcts(times, 50, 99), "reps": reps}
+
+
+async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], str], conns: int, seconds: float) -> dict[str, Any]:
+    async def ceiling_run() -> float:
+        socks = [await _open(f"{ceiling.ws}/echo") for _ in range(conns)]
+        done = 0
+        end = time.perf_counter() + seconds
+
+        async def loop(ws: ClientConnection) -> None:
+            nonlocal done
+            rid = 0
+            while time.perf_counter() < end:
+                rid += 1
+                await ws.send(_pack({"t": "answer", "id": rid, "q": "x01", "value": "c"}))
+                await ws.recv()
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(loop(ws) for ws in socks))
+        rate = done / (time.perf_counter() - t0)
+        await asyncio.gather(*(ws.close() for ws in socks))
+        return rate
+
+    async def engine_run() -> tuple[float, float]:
+        cands = await asyncio.gather(*(join(node.ws, tokens(f"tp{i}")) for i in range(conns)))
+        done = 0
+        end = time.perf_counter() + seconds
+
+        async def loop(c: Candidate) -> None:
+            nonlocal done
+            while time.perf_counter() < end:
+                await c.answer()
+                done += 1
+
+        cpu0, t0 = node.cpu_s(), time.perf_counter()
+        await asyncio.gather(*(loop(c) for c in cands))
+        elapsed, cpu = time.perf_counter() - t0, node.cpu_s() - cpu0
+        await asyncio.gather(*(c.ws.close() for c in cands))
+        return done / elapsed, cpu / done * 1000
+
+    ceiling_rate = await ceiling_run()
+    engine_rate, cpu_per_k = await engine_run()
+    return {
+        "conns": conns,
+        "seconds": seconds,
+        "ceiling_per_s": round(ceiling_rate),
+        "engine_answers_per_s": round(engine_rate),
+        "ratio": round(engine_rate / ceiling_rate, 3),
+        "engine_cpu_s_per_1000_answers_saturated": round(cpu_per_k, 3),
+    }
+
+
+async def bench_rates(node: Proc, tokens: Callable[[str], str], conns: int, rates: Sequence[int], seconds: float) -> list[dict[str, Any]]:
+    cands = await _gather_in_waves([lambda i=i: join(node.ws, tokens(f"rt{i}")) for i in range(conns)], 200)
+    failed = [c for c in cands if isinstance(c, BaseException)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} candidates failed to join: {failed[0]!r}")
+    out = []
+    for rate in rates:
+        lat: list[float] = []
+        errors = 0
+        period = conns / rate
+        start = time.perf_counter() + 0.2
+        end = start + seconds
+
+        async def loop(c: Candidate) -> None:
+            nonlocal errors
+            t = start + random.random() * period
+            while t < end:
+                delay = t - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                t0 = time.perf_counter()
+                try:
+                    await c.answer()
+                except Exception:  # noqa: BLE001 - counted
+                    errors += 1
+                lat.append(time.perf_counter() - t0)
+                t += period
+
+        cpu0 = node.cpu_s()
+        await asyncio.gather(*(loop(c) for c in cands))
+        cpu = node.cpu_s() - cpu0
+        out.append({
+            "target_per_s": rate,
+            "achieved_per_s": round(len(lat) / seconds),
+            "answers": len(lat),
+            "errors": errors,
+            **_pcts(lat, 50, 99, 99.9),
+            "engine_cpu_s_per_1000_answers": round(cpu / max(1, len(lat)) * 1000, 3),
+        })
+    await asyncio.gather(*(c.ws.close() for c in cands))
+    return out
+
+
+async def bench_rush(node: Proc, tokens: Callable[[str], str], n: int) -> dict[str, Any]:
+    toks = [tokens(f"rush{i}") for i in range(n)]
+    times: list[float] = []
+    t0 = time.perf_counter()
+
+    async def one(tok: str) -> Candidate:
+        c = await join(node.ws, tok)
+        times.append(time.perf_counter() - t0)
+        return c
+
+    results = await asyncio.gather(*(one(t) for t in toks), return_exceptions=True)
+    all_started = time.perf_counter() - t0
+    failures = [r for r in results if isinstance(r, BaseException)]
+    await asyncio.gather(*(r.ws.close() for r in results if isinstance(r, Candidate)))
+    return {
+        "candidates": n,
+        "all_started_s": round(all_started, 2),
+        "failures": len(failures),
+        "first_failure": repr(failures[0])[:200] if failures else None,
+        **_pcts(times, 50, 99),
+    }
+
+
+async def bench_sessions(node: Proc, tokens: Callable[[str], str], steps: Sequence[int]) -> list[dict[str, Any]]:
+    warm = await _gather_in_waves([lambda i=i: join(node.ws, tokens(f"warm{i}")) for i in range(50)], 50)
+    await asyncio.gather(*(c.ws.close() for c in warm if isinstance(c, Candidate)))
+    await asyncio.sleep(1)
+    base = node.rss_kib()
+    held: list[Candidate] = []
+    out = []
+    for step in steps:
+        need = step - len(held)
+        got = await _gather_in_waves([lambda i=i: join(node.ws, tokens(f"held{len(held) + i}")) for i in range(need)], 250)
+        failed = [g for g in got if isinstance(g, BaseException)]
+        held += [g for g in got if isinstance(g, Candidate)]
+        await asyncio.sleep(1)
+        rss = node.rss_kib()
+        out.append({
+            "sessions": len(held),
+            "failures": len(failed),
+            "rss_mib": round(rss / 1024, 1),
+            "kib_per_session": round((rss - base) / max(1, len(held)), 1),
+        })
+    await _gather_in_waves([lambda c=c: c.ws.close() for c in held], 1000)
+    return out
+
+
+async def bench_expiry(node: Proc, redis_url: str, secret: str, n: int) -> dict[str, Any]:
+    from examwire.app import connect_redis
+    from storage import keys
+    from storage.attempts import RedisAttempts, attempt_id
+    from storage.scripts import Scripts
+
+    r = connect_redis(redis_url, max_connections=32)
+    attempts = RedisAttempts(r, Scripts.register(r))
+    exam = engine.parse_exam(_exam_doc(), version=1)
+    grace = 2000
+    now = int(time.time() * 1000)
+    due_deadline = (now // 1000 + 4) * 1000  # every deadline in the same second, 3-4 s from now
+    ps = r.pubsub(ignore_subscribe_messages=True)
+    await ps.subscribe(keys.live(EXAM_ID))
+    dues: dict[str, int] = {}
+    for lo in range(0, n, 500):
+        batch = []
+        for i in range(lo, min(n, lo + 500)):
+            user = f"exp{i}"
+            deadline = due_deadline + (i * 997) % 1000  # spread over that one second
+            a = engine.new_attempt(id=attempt_id(secret.encode(), EXAM_ID, user), exam=exam, user=user, name=user,
+                                   seed=engine.derive_seed(secret.encode(), EXAM_ID, user), now=now)
+            a = engine.apply(a, exam, engine.Start(1), now=deadline - exam.duration_ms, grace_ms=grace).attempt
+            batch.append(attempts.create(a))
+            dues[a.id] = deadline + grace
+        await asyncio.gather(*batch)
+        await r.zadd(keys.DEADLINES, {aid: dues[aid] for aid in list(dues)[lo : lo + 500]})
+    lags: list[float] = []
+    end = time.time() + 20
+    while len(lags) < n and time.time() < end:
+        msg = await ps.get_message(ignore_subscribe_messages=True, timeout=0.5)
+        if not msg:
+            continue
+        data = json.loads(msg["data"])
+        if data.get("s", {}).get("state") == "expired" and data["a"] in dues:
+            lags.append(time.time() - dues.pop(data["a"]) / 1000)
+    await ps.aclose()
+    await r.aclose()
+    return {"deadlines": n, "expired": len(lags), "missing": len(dues), **_pcts(lags, 50, 99),
+            "max_ms": round(max(lags) * 1000, 1) if lags else None}
+
+
+def _exam_doc() -> dict[str, Any]:
+    qs = [{"id": f"x{i + 1:02d}", "type": "single", "prompt": f"Question {i + 1}: pick c",
+           "options": [{"id": o, "text": f"option {o}"} for o in "abcde"], "answer": "c"} for i in range(N_QUESTIONS)]
+    return {"id": EXAM_ID, "title": "Benchmark", "duration_s": 7200, "shuffle_questions": True,
+            "shuffle_options": True, "questions": qs}
+
+
+# ---------------------------------------------------------------- report
+
+
+def markdown(res: dict[str, Any]) -> str:
+    rows: list[tuple[str, str, str]] = []
+    b = res.get("batch")
+    if b:
+        rows.append(("65-question batch, server side", f"p50 {b['p50']} ms, p99 {b['p99']} ms ({b['bytes']} bytes)", GOALS["batch"]))
+    t = res.get("throughput")
+    if t:
+        rows.append(("ceiling (echo + 1 EVALSHA)", f"{t['ceiling_per_s']:,} msg/s ({t['conns']} conns)", ""))
+        rows.append(("engine answers, closed loop", f"{t['engine_answers_per_s']:,} /s = **{t['ratio']:.0%} of the ceiling**", GOALS["ratio"]))
+    for r in res.get("rates", []):
+        rows.append((f"answer→ack at {r['target_per_s']:,}/s", f"p50 {r['p50']} ms, p99 {r['p99']} ms, p99.9 {r['p99.9']} ms "
+                     f"(achieved {r['achieved_per_s']:,}/s, {r['errors']} errors); {r['engine_cpu_s_per_1000_answers']} CPU s / 1,000 answers",
+                     GOALS["rate_1000"] if r["target_per_s"] == 1000 else ""))
+    ru = res.get("rush")
+    if ru:
+        rows.append((f"start rush, {ru['candidates']:,} at once", f"all started in {ru['all_started_s']} s, {ru['failures']} failures, "
+                     f"p50 {ru['p50']} ms, p99 {ru['p99']} ms", GOALS["rush"]))
+    for s in res.get("sessions", []):
+        rows.append((f"{s['sessions']:,} sessions held", f"RSS {s['rss_mib']} MiB, {s['kib_per_session']} KiB/session, "
+                     f"{s['failures']} failures", GOALS["sessions"] if s is res["sessions"][-1] else ""))
+    e = res.get("expiry")
+    if e:
+        rows.append((f"expiry, {e['deadlines']:,} deadlines in one second", f"lag p50 {e['p50']} ms, p99 {e['p99']} ms, max {e['max_ms']} ms; "
+                     f"{e['missing']} missing", GOALS["expiry"]))
+    p = res.get("proctor")
+    if p:
+        lat = p.get("proctor_update_ms") or {}
+        rows.append((f"proctor update, {p.get('candidates'):,} answering 1/s", f"p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms; "
+                     f"{p.get('unmatched', 0)} unmatched", GOALS["proctor"]))
+    head = [f"# Examwire bench ({res['size']}), {res['when']}", "", f"`{res['command']}` on {res['machine']}", "",
+            "| measure | result | goal |", "|---|---|---|"]
+    return "\n".join(head + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
+
+
+# ---------------------------------------------------------------- main
+
+
+async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, node: Proc, redis_url: str,
+                  jwt_secret: str, secret: str, log: Callable[[str], None]) -> dict[str, Any]:
+    from loadtests import proctor_latency
+
+    def tokens(sub: str, role: str = "candidate") -> str:
+        claims = {"sub": sub, "role": role, "aud": "examwire", "exp": int(time.time()) + 7200, "exams": [EXAM_ID]}
+        return jwt.encode(claims, jwt_secret, algorithm="HS256")
+
+    res: dict[str, Any] = {}
+
+    def want(name: str) -> bool:
+        return only is None or name in only
+
+    if want("batch"):
+        log("batch")
+        res["batch"] = bench_batch(size["batch_reps"])
+    if want("throughput"):
+        log("throughput (ceiling, then engine)")
+        res["throughput"] = await bench_throughput(ceiling, node, tokens, size["conns"], size["seconds"])
+    if want("rates"):
+        log("fixed rates")
+        res["rates"] = await bench_rates(node, tokens, size["rate_conns"], size["rates"], size["rate_seconds"])
+    if want("rush"):
+        log("start rush")
+        res["rush"] = await bench_rush(node, tokens, size["rush"])
+    if want("sessions"):
+        log("sessions held")
+        res["sessions"] = await bench_sessions(node, tokens, size["sessions"])
+    if want("expiry"):
+        log("expiry")
+        res["expiry"] = await bench_expiry(node, redis_url, secret, size["expiry"])
+    if want("proctor"):
+        log("proctor latency")
+        figures = await proctor_latency.measure(
+            [node.ws], node.ws, lambda sub, role: tokens(sub, role), candidates=size["proctor_cands"], rate=1.0,
+            duration=size["proctor_seconds"], question_ids=[f"x{i + 1:02d}" for i in range(N_QUESTIONS)],
+            exam_id=EXAM_ID,
+        )
+        res["proctor"] = figures
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes for CI (checks it runs; numbers mean little)")
+    parser.add_argument("--out", default="bench-results.json", help="JSON results (the Markdown goes beside it, .md)")
+    parser.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
+    args = parser.parse_args(argv)
+    size_name = "quick" if args.quick else "default"
+    size = SIZES[size_name]
+    only = {s.strip() for s in args.only.split(",") if s.strip()} or None
+    fds = _raise_fd_limit()
+    workdir = Path(tempfile.mkdtemp(prefix="examwire-bench-"))
+    t_start = time.monotonic()
+
+    def log(what: str) -> None:
+        print(f"[bench {time.monotonic() - t_start:6.1f}s] {what}", file=sys.stderr, flush=True)
+
+    redis = EmbeddedRedis(workdir / "redis", appendonly=False)
+    procs: list[Proc] = []
+    ok = False
+    try:
+        redis_url = redis.start()
+        jwt_secret, secret = secrets.token_urlsafe(36), secrets.token_urlsafe(32)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "EXAMWIRE_REDIS_URL": redis_url, "EXAMWIRE_JWT_SECRET": jwt_secret,
+               "EXAMWIRE_SECRET": secret, "EXAMWIRE_EMBEDDED_WORKER": "false", "EXAMWIRE_RATE_PER_S": "100000",
+               "EXAMWIRE_RATE_BURST": "100000", "EXAMWIRE_EVENT_BURST": "10000", "EXAMWIRE_BACKLOG": "16384"}
+        port = _free_port()
+        node = _spawn("engine", [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--data-dir", str(workdir / "node")], env, workdir, port)
+        procs.append(node)
+        cport = _free_port()
+        ceiling = _spawn("ceiling", [sys.executable, "-m", "uvicorn", "--factory", "loadtests.ceiling_app:create",
+                                     "--host", "127.0.0.1", "--port", str(cport), "--loop", "uvloop", "--ws", "websockets-sansio",
+                                     "--ws-per-message-deflate", "false", "--log-level", "warning", "--no-access-log",
+                                     "--backlog", "16384"], env, workdir, cport)
+        procs.append(ceiling)
+        admin = jwt.encode({"sub": "bench-admin", "role": "admin", "aud": "examwire", "exp": int(time.time()) + 3600},
+                           jwt_secret, algorithm="HS256")
+        req = urllib.request.Request(f"{node.http}/v1/exams/{EXAM_ID}", data=json.dumps(_exam_doc()).encode(), method="PUT",
+                                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=10).read()
+        try:
+            import uvloop
+
+            runner: Callable[[Any], Any] = uvloop.run
+        except ImportError:
+            runner = asyncio.run
+        results = runner(run_all(size, only, ceiling, node, redis_url, jwt_secret, secret, log))
+        results.update(
+            size=size_name,
+            when=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            command="python -m loadtests.bench" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else ""),
+            machine=f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, fd limit {fds}",
+            load_avg_before=os.getloadavg(),
+            seconds=round(time.monotonic() - t_start, 1),
+        )
+        out = Path(args.out)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        md = out.with_suffix(".md")
+        md.write_text(markdown(results))
+        print(md.read_text())
+        log(f"wrote {out} and {md}")
+        ok = True
+        return 0
+    finally:
+        for p in procs:
+            p.stop()
+        redis.stop()
+        if ok:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"logs kept in {workdir}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
