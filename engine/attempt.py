@@ -298,8 +298,10 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
             raise _refuse("navigation")
         if kind is Answer:
             value = check_value(exam.questions[qi], cmd.value)  # type: ignore[attr-defined]
-            answers = {k: v for k, v in a.answers.items() if k != qid}
-            if value is not None:
+            answers = dict(a.answers)
+            if value is None:
+                answers.pop(qid, None)
+            else:
                 answers[qid] = value
             return Outcome(dataclasses.replace(a, answers=answers, last_id=req))
         on = cmd.on  # type: ignore[attr-defined]

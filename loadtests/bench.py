@@ -559,9 +559,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for CI (checks it runs; numbers mean little)")
     parser.add_argument("--out", default="bench-results.json", help="JSON results (the Markdown goes beside it, .md)")
     parser.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one size, e.g. --set seconds=30 --set rates=500,1000")
     args = parser.parse_args(argv)
     size_name = "quick" if args.quick else "default"
-    size = SIZES[size_name]
+    size = dict(SIZES[size_name])
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in size:
+            parser.error(f"--set: unknown size {key!r} (one of {', '.join(size)})")
+        size[key] = [int(v) for v in value.split(",")] if isinstance(size[key], list) else type(size[key])(value)
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     fds = _raise_fd_limit()
     workdir = Path(tempfile.mkdtemp(prefix="examwire-bench-"))
@@ -604,7 +611,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         results.update(
             size=size_name,
             when=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            command="python -m loadtests.bench" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else ""),
+            command=" ".join(["python -m loadtests.bench", *(["--quick"] if args.quick else []),
+                              *([f"--only {args.only}"] if args.only else []), *(f"--set {x}" for x in args.set)]),
+            sizes=size,
             machine=f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, fd limit {fds}",
             load_avg_before=os.getloadavg(),
             seconds=round(time.monotonic() - t_start, 1),

@@ -40,19 +40,19 @@ def create() -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         redis = connect_redis(url, max_connections=200)
         app.state.redis = redis
-        app.state.script = redis.register_script(SCRIPT)
+        app.state.sha = await redis.script_load(SCRIPT)
         yield
         await redis.aclose()
 
     async def echo(ws: WebSocket) -> None:
         await ws.accept()
-        script = ws.app.state.script
+        redis, sha = ws.app.state.redis, ws.app.state.sha
         key = f"ceiling:{{{secrets.token_hex(8)}}}"
         try:
             while True:
                 frame = await ws.receive_bytes()
                 message = msgpack.unpackb(frame, raw=False)
-                await script(keys=[key], args=[message.get("id", 0)])
+                await redis.evalsha(sha, 1, key, message.get("id", 0))
                 await ws.send_bytes(msgpack.packb({"t": "ack", "id": message.get("id")}))
         except WebSocketDisconnect:
             pass
