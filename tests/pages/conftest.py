@@ -26,8 +26,9 @@ import contextlib
 import importlib.util
 import os
 import shutil
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 

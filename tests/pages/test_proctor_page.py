@@ -424,9 +424,9 @@ def test_pasted_candidate_token_is_refused_without_retrying(make_node, put_exam,
             await page.locator("#connect").click()
             status = page.locator("#conn-status")
             await expect(status).to_have_attribute("data-state", "error")
-            await expect(status).to_contain_text(re.compile(r"403|not allowed", re.I))
+            await expect(status).to_contain_text(re.compile(r"403|not allowed", re.IGNORECASE))
             await expect(page.locator("#signin-error")).to_be_visible()
-            await expect(page.locator("#signin-error")).to_contain_text(re.compile(r"403|not allowed", re.I))
+            await expect(page.locator("#signin-error")).to_contain_text(re.compile(r"403|not allowed", re.IGNORECASE))
             await stays_refused(page, probe)
             assert len(probe.websockets) <= 1, probe.websockets
             assert await page.evaluate(f"sessionStorage.getItem({TOKEN_KEY!r})") is None
@@ -450,7 +450,7 @@ def test_websocket_refusals_4403_and_4404_are_final(make_node, put_exam, make_to
             await page.goto(page_url(node_a, f"token={other}&exam={EXAM_ID}"))
             status = page.locator("#conn-status")
             await expect(status).to_have_attribute("data-state", "error", timeout=5000)
-            await expect(status).to_contain_text(re.compile(r"4403|403|not allowed", re.I))
+            await expect(status).to_contain_text(re.compile(r"4403|403|not allowed", re.IGNORECASE))
             await stays_refused(page, probe)
             assert len(probe.websockets) <= 1, probe.websockets
             probe.assert_clean()
@@ -462,7 +462,7 @@ def test_websocket_refusals_4403_and_4404_are_final(make_node, put_exam, make_to
             await page.goto(page_url(node_a, f"token={make_token('proc-3', 'proctor')}&exam=no-such-exam"))
             status = page.locator("#conn-status")
             await expect(status).to_have_attribute("data-state", "error", timeout=5000)
-            await expect(status).to_contain_text(re.compile(r"4404|no such exam", re.I))
+            await expect(status).to_contain_text(re.compile(r"4404|no such exam", re.IGNORECASE))
             await expect(page.locator("#fatal")).to_be_visible()
             await stays_refused(page, probe)
             assert len(probe.websockets) == 1, probe.websockets
