@@ -21,7 +21,7 @@ import secrets
 from typing import Any, Mapping, Protocol
 
 from redis.exceptions import RedisError
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from protocol import (
     CloseCode,
@@ -114,16 +114,18 @@ class Connection:
     # -- sending ---------------------------------------------------------------------
 
     async def send(self, message: Mapping[str, Any]) -> None:
-        data = encode(message, self.encoding or Encoding.JSON)
-        if isinstance(data, bytes):
-            await self.ws.send({"type": "websocket.send", "bytes": data})
-        else:
-            await self.ws.send({"type": "websocket.send", "text": data})
+        await self._send(encode(message, self.encoding or Encoding.JSON))
 
     async def send_error(self, err: RequestError, encoding: Encoding | None = None) -> None:
-        data = encode(error_message(err), encoding or self.encoding or Encoding.JSON)
+        await self._send(encode(error_message(err), encoding or self.encoding or Encoding.JSON))
+
+    async def _send(self, data: str | bytes) -> None:
+        """Send one frame; a client that is gone (it dropped mid-request) raises ``_Gone``, not an error."""
         key = "bytes" if isinstance(data, bytes) else "text"
-        await self.ws.send({"type": "websocket.send", key: data})
+        try:
+            await self.ws.send({"type": "websocket.send", key: data})
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            raise _Gone from None
 
     # -- the connection's life -------------------------------------------------------
 
@@ -157,7 +159,7 @@ class Connection:
                 close_code = int(exc.code)
                 await self._close(exc.code, exc.reason)
             except _Gone:
-                pass
+                close_code = close_code or 1006  # the client went away without a close frame
             except RedisError:
                 log.exception("session store error")
                 close_code = int(CloseCode.INTERNAL)
@@ -261,7 +263,7 @@ class Connection:
                 raise RequestError(ErrorCode.RATE_LIMITED, "too many messages; slow down", _request_id(message))
             try:
                 await session.request(message)
-            except (RequestError, Disconnect):
+            except (RequestError, Disconnect, _Gone):
                 raise
             except RedisError:
                 log.exception("session store error")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 
 import pytest
 import websockets
@@ -301,3 +302,32 @@ def test_alternating_nodes_completes_with_right_score(make_node, put_exam, make_
         record, _ = kit.wait_final(node, attempt, token)
         kit.assert_result_matches(record, exp)
         kit.assert_questions_match(record, exp, final)
+
+
+def test_a_client_that_drops_mid_request_is_no_server_error(make_node, put_exam, make_token, kit, arun):
+    """A TCP reset while the server answers is the client leaving: logged as a drop, never as an internal error."""
+    node = make_node()
+    exam = kit.make_exam("drops", 10, shuffle_questions=False)
+    put_exam(node, exam)
+    token = make_token("dropper")
+
+    async def body() -> None:
+        c = kit.client(node, "drops", token)
+        for round_ in range(15):
+            await c.connect()
+            await c.hello()
+            if round_ == 0:
+                await c.start()
+            for q in exam["questions"]:  # requests in flight when the socket dies
+                await c.send_request("answer", q=q["id"], value=kit.right(q))
+            await c.abort()
+        await c.connect()
+        welcome = await c.hello()
+        assert welcome["state"] == "active"
+        await c.close()
+
+    arun(body(), timeout=60)
+    time.sleep(0.5)
+    log = node.log_text()
+    assert "internal error" not in log and "Traceback" not in log, log[-3000:]
+    assert '"code": 1011' not in log
