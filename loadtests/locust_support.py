@@ -78,7 +78,7 @@ def decode(opcode: int, data: bytes | str, encoding: str) -> dict[str, Any]:
             obj = msgpack.unpackb(data, raw=False, strict_map_key=False)
         else:
             obj = json.loads(data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data)
-    except Exception as exc:  # any decoder failure is the server's fault here
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:  # any decoder failure is the server's fault here
         raise MalformedFrame(f"frame does not decode as {encoding}: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
         raise MalformedFrame(f"frame is not a map with a string 't': {str(obj)[:200]}")
@@ -194,3 +194,5 @@ class Pending:
     sent_at: float  # time.perf_counter() of the last send
     qid: str | None = None
     value: Any = None
+    expect_dup: bool | None = None  # set when resent: the ack must say dup exactly when rid <= welcome.last_id
+    reported: bool = False  # already reported as failed (the connection broke before its ack)
