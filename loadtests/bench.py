@@ -132,9 +132,7 @@ class Proc:
 
     def cpu_s(self) -> float:
         """User + system CPU seconds of the process so far."""
-        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rpartition(")")[2].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        return _cpu_s(self.popen.pid)
 
     def rss_kib(self) -> int:
         for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
@@ -150,6 +148,25 @@ class Proc:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU use (cores busy) of the server, Redis and this client process over a phase."""
+
+    def __init__(self, server: "Proc", redis_pid: int) -> None:
+        self.pids = {"server": server.popen.pid, "redis": redis_pid, "client": os.getpid()}
+        self.t0 = time.perf_counter()
+        self.c0 = {k: _cpu_s(pid) for k, pid in self.pids.items()}
+
+    def cores(self) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.t0
+        return {k: round((_cpu_s(pid) - self.c0[k]) / elapsed, 2) for k, pid in self.pids.items()}
 
 
 def _free_port() -> int:
@@ -283,7 +300,10 @@ def bench_batch(reps: int) -> dict[str, Any]:
     return {"questions": 65, "bytes": len(frame), **_pcts(times, 50, 99), "reps": reps}
 
 
-async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], str], conns: int, seconds: float) -> dict[str, Any]:
+async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], str], conns: int, seconds: float,
+                           redis_pid: int) -> dict[str, Any]:
+    cores: dict[str, dict[str, float]] = {}
+
     async def ceiling_run() -> float:
         socks = [await _open(f"{ceiling.ws}/echo") for _ in range(conns)]
         done = 0
@@ -298,9 +318,10 @@ async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], st
                 await ws.recv()
                 done += 1
 
-        t0 = time.perf_counter()
+        t0, meter = time.perf_counter(), CpuMeter(ceiling, redis_pid)
         await asyncio.gather(*(loop(ws) for ws in socks))
         rate = done / (time.perf_counter() - t0)
+        cores["ceiling"] = meter.cores()
         await asyncio.gather(*(ws.close() for ws in socks))
         return rate
 
@@ -315,9 +336,10 @@ async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], st
                 await c.answer()
                 done += 1
 
-        cpu0, t0 = node.cpu_s(), time.perf_counter()
+        cpu0, t0, meter = node.cpu_s(), time.perf_counter(), CpuMeter(node, redis_pid)
         await asyncio.gather(*(loop(c) for c in cands))
         elapsed, cpu = time.perf_counter() - t0, node.cpu_s() - cpu0
+        cores["engine"] = meter.cores()
         await asyncio.gather(*(c.ws.close() for c in cands))
         return done / elapsed, cpu / done * 1000
 
@@ -330,6 +352,7 @@ async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], st
         "engine_answers_per_s": round(engine_rate),
         "ratio": round(engine_rate / ceiling_rate, 3),
         "engine_cpu_s_per_1000_answers_saturated": round(cpu_per_k, 3),
+        "cores_busy": cores,
     }
 
 
@@ -482,8 +505,15 @@ def markdown(res: dict[str, Any]) -> str:
         rows.append(("65-question batch, server side", f"p50 {b['p50']} ms, p99 {b['p99']} ms ({b['bytes']} bytes)", GOALS["batch"]))
     t = res.get("throughput")
     if t:
-        rows.append(("ceiling (echo + 1 EVALSHA)", f"{t['ceiling_per_s']:,} msg/s ({t['conns']} conns)", ""))
-        rows.append(("engine answers, closed loop", f"{t['engine_answers_per_s']:,} /s = **{t['ratio']:.0%} of the ceiling**", GOALS["ratio"]))
+        busy = t.get("cores_busy", {})
+
+        def cores(phase: str) -> str:
+            c = busy.get(phase)
+            return f" (cores busy: server {c['server']}, Redis {c['redis']}, client {c['client']})" if c else ""
+
+        rows.append(("ceiling (echo + 1 EVALSHA)", f"{t['ceiling_per_s']:,} msg/s, {t['conns']} conns{cores('ceiling')}", ""))
+        rows.append(("engine answers, closed loop", f"{t['engine_answers_per_s']:,} /s = **{t['ratio']:.0%} of the ceiling**{cores('engine')}",
+                     GOALS["ratio"]))
     for r in res.get("rates", []):
         rows.append((f"answer→ack at {r['target_per_s']:,}/s", f"p50 {r['p50']} ms, p99 {r['p99']} ms, p99.9 {r['p99.9']} ms "
                      f"(achieved {r['achieved_per_s']:,}/s, {r['errors']} errors); {r['engine_cpu_s_per_1000_answers']} CPU s / 1,000 answers",
@@ -513,7 +543,7 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, node: Proc, redis_url: str,
-                  jwt_secret: str, secret: str, log: Callable[[str], None]) -> dict[str, Any]:
+                  redis_pid: int, jwt_secret: str, secret: str, log: Callable[[str], None]) -> dict[str, Any]:
     from loadtests import proctor_latency
 
     def tokens(sub: str, role: str = "candidate") -> str:
@@ -530,7 +560,7 @@ async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, no
         res["batch"] = bench_batch(size["batch_reps"])
     if want("throughput"):
         log("throughput (ceiling, then engine)")
-        res["throughput"] = await bench_throughput(ceiling, node, tokens, size["conns"], size["seconds"])
+        res["throughput"] = await bench_throughput(ceiling, node, tokens, size["conns"], size["seconds"], redis_pid)
     if want("rates"):
         log("fixed rates")
         res["rates"] = await bench_rates(node, tokens, size["rate_conns"], size["rates"], size["rate_seconds"])
@@ -607,7 +637,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             runner: Callable[[Any], Any] = uvloop.run
         except ImportError:
             runner = asyncio.run
-        results = runner(run_all(size, only, ceiling, node, redis_url, jwt_secret, secret, log))
+        assert redis.proc is not None
+        results = runner(run_all(size, only, ceiling, node, redis_url, redis.proc.pid, jwt_secret, secret, log))
         results.update(
             size=size_name,
             when=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

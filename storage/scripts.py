@@ -7,6 +7,7 @@ on NOSCRIPT (after a Redis restart or failover).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,6 +23,61 @@ def source(name: str) -> str:
     return (LUA_DIR / f"{name}.lua").read_text()
 
 
+class Batcher:
+    """Auto-pipelining: the EVALSHAs issued in one event-loop tick go to Redis as one pipeline.
+
+    Each caller still awaits its own reply (or its own error); callers never
+    wait for each other beyond the tick. Many connections answering at once
+    then cost one pool checkout, one write and one read loop per batch instead
+    of per command. A batch that fails as a whole (connection lost) fails each
+    of its callers with that error, as a lone command would.
+    """
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._queue: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def call(self, *command: Any) -> "asyncio.Future[Any]":
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        if not self._queue:
+            loop.call_soon(self._flush)
+        self._queue.append((command, fut))
+        return fut
+
+    def _flush(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]) -> None:
+        try:
+            if len(batch) == 1:
+                (command, fut), = batch
+                replies: list[Any] = [await self._redis.execute_command(*command)]
+            else:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for command, _ in batch:
+                        pipe.execute_command(*command)
+                    replies = await pipe.execute(raise_on_error=False)
+        except BaseException as exc:  # the whole batch failed: every caller gets the error
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, fut), reply in zip(batch, replies):
+            if fut.done():
+                continue
+            if isinstance(reply, Exception):
+                fut.set_exception(reply)
+            else:
+                fut.set_result(reply)
+
+
 class Script:
     """One registered script: ``await script(keys=[...], args=[...])`` runs it by EVALSHA.
 
@@ -31,20 +87,21 @@ class Script:
     ``AsyncScript``, which registers the script with the pipeline.
     """
 
-    __slots__ = ("_script", "_redis")
+    __slots__ = ("_script", "_redis", "_batcher")
 
-    def __init__(self, redis: Redis, text: str) -> None:
+    def __init__(self, redis: Redis, text: str, batcher: Batcher) -> None:
         self._redis = redis
         self._script: AsyncScript = redis.register_script(text)
+        self._batcher = batcher
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
         if client is not None:
             return await self._script(keys=keys, args=args, client=client)
         try:
-            return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
+            return await self._batcher.call("EVALSHA", self._script.sha, len(keys), *keys, *args)
         except NoScriptError:  # Redis restarted or failed over: load it again
             self._script.sha = await self._redis.script_load(self._script.script)
-            return await self._redis.evalsha(self._script.sha, len(keys), *keys, *args)
+            return await self._batcher.call("EVALSHA", self._script.sha, len(keys), *keys, *args)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,4 +121,5 @@ class Scripts:
 
     @classmethod
     def register(cls, redis: Redis) -> "Scripts":
-        return cls(**{name: Script(redis, source(name)) for name in cls.__dataclass_fields__})
+        batcher = Batcher(redis)
+        return cls(**{name: Script(redis, source(name), batcher) for name in cls.__dataclass_fields__})

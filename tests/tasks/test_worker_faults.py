@@ -105,7 +105,7 @@ def test_store_down_while_100_attempts_end_then_restored(make_node, make_worker,
     rows = store_rows(results_db)
     assert sorted(a for a, _, _ in rows) == sorted(ids)  # all 100, none twice
     assert _outbox(redis_url) == {"length": 0, "pending": 0}
-    assert "outbox_store_unavailable" in worker.log()
+    assert "outbox_store_unavailable" in worker.log_path.read_text()  # the whole log, not its tail
 
 
 def _end_attempts(redis_url: str, secret: str, users: list[str]) -> list[str]:
