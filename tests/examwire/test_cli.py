@@ -143,6 +143,8 @@ def test_serve_demo_prints_working_tokens(tmp_path):
         page, _, fragment = link.partition("#")
         assert page == f"http://127.0.0.1:{port}/proctor" and "?" not in page  # the token never rides in the query
         assert fragment == f"token={tokens['proctor']}&exam=demo"
+        (take,) = [line.split(": ", 1)[1] for line in lines if line.startswith("take the exam:")]
+        assert take == f"http://127.0.0.1:{port}/exam/demo#token={tokens['candidate']}"
         status, listed = http_json("GET", f"http://127.0.0.1:{port}/v1/exams", token=tokens["proctor"])
         assert status == 200 and [e["id"] for e in listed["exams"]] == ["demo"]
 
