@@ -44,3 +44,15 @@ def test_pages_are_served_with_a_strict_policy(make_node):
     for bad in ("../app.py", "%2e%2e%2fapp.py", "nope.js", "proctor.py", ".hidden.js"):
         status, _, _ = _get(f"{node.base_url}/static/{bad}")
         assert status == 404, bad
+
+
+def test_landing_and_exam_pages_are_served(make_node):
+    node = make_node()
+    for path, script in (("/", b"/static/landing.js"), ("/exam/net-101", b"/static/exam.js"), ("/exam/anything.else", b"/static/exam.js")):
+        status, headers, body = _get(f"{node.base_url}{path}")
+        assert status == 200 and headers["Content-Type"].startswith("text/html"), path
+        assert "script-src 'self'" in headers["Content-Security-Policy"]
+        assert script in body, path
+    for asset in ("exam.js", "msgpack.js", "exam.css", "common.css", "landing.js"):
+        status, _, _ = _get(f"{node.base_url}/static/{asset}")
+        assert status == 200, asset
