@@ -194,13 +194,16 @@ class Outcome:
     """Result of an accepted command.  ``duplicate``: a repeat, nothing
     applied.  ``reply``: extra ack fields.  ``time_changed``: the clock's
     deadline/remaining/running state changed.  ``ended``: the attempt just
-    became final and ``attempt.result`` is set."""
+    became final and ``attempt.result`` is set.  ``answered``: the one
+    question whose saved answer an ``Answer`` set or cleared; every other
+    command leaves ``attempt.answers`` the very same mapping."""
 
     attempt: Attempt
     duplicate: bool = False
     reply: Mapping[str, object] = field(default_factory=dict)
     time_changed: bool = False
     ended: bool = False
+    answered: str | None = None
 
 
 _CANDIDATE = (Start, Answer, Flag, Goto, Fetch, Event, Submit)
@@ -238,6 +241,26 @@ _MESSAGES = {
 }
 
 
+_FIELDS = tuple(f.name for f in dataclasses.fields(Attempt))
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _evolve(a: Attempt, **changes: object) -> Attempt:
+    """``dataclasses.replace(a, **changes)`` for the transitions: ``a`` with ``changes`` (field names only).
+
+    The same value, at a fifth of the cost on the answer path: the fields are
+    copied as they are instead of going back through ``__init__`` (which
+    checks nothing for ``Attempt``).
+    """
+    new = _new(Attempt)
+    for name in _FIELDS:
+        _set(new, name, getattr(a, name))
+    for name, value in changes.items():
+        _set(new, name, value)
+    return new
+
+
 def _refuse(code: str, message: str | None = None) -> Refused:
     return Refused(code, message or _MESSAGES.get(code, code))
 
@@ -247,7 +270,7 @@ def _is_int(v: object) -> bool:
 
 
 def _finish(a: Attempt, exam: Exam, state: State, reason: str, at: int, **changes: object) -> Attempt:
-    return dataclasses.replace(
+    return _evolve(
         a, state=state, end_reason=reason, ended_at=at,
         result=score_exam(exam, a.answers), **changes,
     )
@@ -285,9 +308,9 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
 
     if kind is Start:
         if a.state is _R:
-            a = dataclasses.replace(a, state=_A, started_at=now, last_id=req)
+            a = _evolve(a, state=_A, started_at=now, last_id=req)
             return Outcome(a, reply={"deadline": a.deadline(now)}, time_changed=True)
-        return Outcome(dataclasses.replace(a, last_id=req), reply={"deadline": a.deadline(now)})
+        return Outcome(_evolve(a, last_id=req), reply={"deadline": a.deadline(now)})
 
     if kind is Answer or kind is Flag:
         qid = cmd.q  # type: ignore[attr-defined]
@@ -303,12 +326,12 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
                 answers.pop(qid, None)
             else:
                 answers[qid] = value
-            return Outcome(dataclasses.replace(a, answers=answers, last_id=req))
+            return Outcome(_evolve(a, answers=answers, last_id=req), answered=qid)
         on = cmd.on  # type: ignore[attr-defined]
         if not isinstance(on, bool):
             raise _refuse("bad_request", "on must be a boolean")
         flags = a.flags | {qid} if on else a.flags - {qid}
-        return Outcome(dataclasses.replace(a, flags=flags, last_id=req))
+        return Outcome(_evolve(a, flags=flags, last_id=req))
 
     if kind is Goto:
         index = cmd.index  # type: ignore[attr-defined]
@@ -316,13 +339,13 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
             raise _refuse("bad_request", "index out of range")
         if exam.navigation == "linear" and index < a.index:
             raise _refuse("navigation")
-        return Outcome(dataclasses.replace(a, index=index, last_id=req))
+        return Outcome(_evolve(a, index=index, last_id=req))
 
     if kind is Fetch:
-        return Outcome(dataclasses.replace(a, last_id=req))
+        return Outcome(_evolve(a, last_id=req))
 
     if kind is Event:
-        return Outcome(dataclasses.replace(a, events=a.events + 1, last_id=req))
+        return Outcome(_evolve(a, events=a.events + 1, last_id=req))
 
     if kind is Submit:
         return Outcome(_finish(a, exam, State.SUBMITTED, "submitted", now, last_id=req), ended=True)
@@ -334,18 +357,18 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
         return Outcome(_finish(a, exam, State.EXPIRED, "time_up", due), ended=True)  # type: ignore[arg-type]
 
     if kind is Pause:
-        return Outcome(dataclasses.replace(a, state=_P, paused_at=now), time_changed=True)
+        return Outcome(_evolve(a, state=_P, paused_at=now), time_changed=True)
 
     if kind is Resume:
         paused = max(0, now - a.paused_at)  # type: ignore[operator]
-        a = dataclasses.replace(a, state=_A, paused_ms=a.paused_ms + paused, paused_at=None)
+        a = _evolve(a, state=_A, paused_ms=a.paused_ms + paused, paused_at=None)
         return Outcome(a, time_changed=True)
 
     if kind is Extend:
         ms = cmd.ms  # type: ignore[attr-defined]
         if not _is_int(ms) or not 1 <= ms <= MAX_EXTEND_MS:
             raise _refuse("bad_request", f"extension must be 1 to {MAX_EXTEND_MS} ms")
-        return Outcome(dataclasses.replace(a, extended_ms=a.extended_ms + ms), time_changed=True)
+        return Outcome(_evolve(a, extended_ms=a.extended_ms + ms), time_changed=True)
 
     # Terminate
     reason = cmd.reason  # type: ignore[attr-defined]

@@ -93,8 +93,11 @@ class Question:
     tolerance: Fraction = Fraction(0)
     case_sensitive: bool = False
     public: dict = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[assignment]
+    #: the ids of ``options``, for validating values (computed)
+    option_ids: frozenset[str] = field(default=frozenset(), init=False, compare=False, hash=False, repr=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "option_ids", frozenset(o.id for o in self.options))
         if self.public is None:
             object.__setattr__(self, "public", {
                 "id": self.id,

@@ -67,7 +67,7 @@ def check_value(q: Question, value: object) -> Value:
         return None
     t = q.type
     if t == "single":
-        if isinstance(value, str) and any(o.id == value for o in q.options):
+        if isinstance(value, str) and value in q.option_ids:
             return value
         raise _bad("expected one of the question's option ids")
     if t == "multiple":
@@ -120,13 +120,16 @@ def _exact(v: object) -> Fraction | None:
     return None
 
 
+_WRONG: tuple[bool, Fraction] = (False, Fraction(0))
+
+
 def score_question(q: Question, value: object) -> tuple[bool | None, Fraction]:
     """``(correct, points)`` for one question (see module docstring).  A value
     of the wrong type for the question counts as a wrong answer."""
     if value is None:
         return None, _ZERO
     t = q.type
-    wrong = (False, -q.penalty)
+    wrong = (False, -q.penalty) if q.penalty else _WRONG
     if t == "multiple":
         if not isinstance(value, (list, tuple, set, frozenset)):
             return wrong
@@ -199,12 +202,15 @@ class Result:
 def score_exam(exam: Exam, answers: Mapping[str, Value]) -> Result:
     """Score every question of ``exam`` (answers for unknown ids are ignored)."""
     rows = []
-    total = _ZERO
+    whole, part = 0, _ZERO  # whole points summed as ints: Fraction additions cost a microsecond each
     for q in exam.questions:
         value = answers.get(q.id)
         correct, pts = score_question(q, value)
-        total += pts
+        if pts.denominator == 1:
+            whole += pts.numerator
+        else:
+            part += pts
         rows.append(QuestionResult(q.id, value, correct, pts))
-    score = max(_ZERO, total)
+    score = max(_ZERO, part + whole)
     percent = 100 * score / exam.max_score if exam.max_score else _ZERO
     return Result(score, exam.max_score, percent, percent >= exam.pass_percent, tuple(rows))

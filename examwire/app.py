@@ -125,6 +125,7 @@ def create_app(settings: Settings) -> Starlette:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await ctx.results.close()
+            await ctx.live.aclose()
             await redis.aclose()
             ctx.event("node_stopped")
 

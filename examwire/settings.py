@@ -123,6 +123,7 @@ class Settings:
     event_rate_per_s: float = 1.0
     event_burst: int = 10
     backlog: int = 4096
+    gc_threshold: tuple[int, int, int] = (50_000, 20, 100)
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @classmethod
@@ -207,6 +208,7 @@ class Settings:
             event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
             event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
             backlog=_int(env, "EXAMWIRE_BACKLOG", 4096, low=64, high=65_535),
+            gc_threshold=_gc_threshold(env.get("EXAMWIRE_GC_THRESHOLD") or "50000,20,100"),
         )
 
     @property
@@ -232,6 +234,17 @@ class Settings:
         from dataclasses import replace
 
         return replace(self, redis_url=url)
+
+
+def _gc_threshold(raw: str) -> tuple[int, int, int]:
+    parts = raw.split(",")
+    try:
+        values = tuple(int(p.strip()) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not 100 <= values[0] <= 10_000_000 or not all(1 <= v <= 10_000 for v in values[1:]):
+        raise SettingsError("EXAMWIRE_GC_THRESHOLD: three integers 'gen0,gen1,gen2', gen0 in 100..10000000, the others in 1..10000")
+    return values  # type: ignore[return-value]
 
 
 def celery_url(redis_url: str) -> str:

@@ -216,6 +216,7 @@ class CandidateSession:
                 result=result,
                 event=event,
                 live=engine.progress(new, self.exam.total, now, result),
+                answered=out.answered,
             )
             if isinstance(committed, Snapshot):
                 self.snap = committed

@@ -25,15 +25,18 @@ log = logging.getLogger("examwire.expiry")
 SWEEP_BATCH = 200
 
 
-async def expire(ctx: Context, attempt_id: str) -> Snapshot | None:
+async def expire(ctx: Context, attempt_id: str, snap: Snapshot | None = None) -> Snapshot | None:
     """End ``attempt_id`` as expired if it is active and past deadline + grace.
 
-    Idempotent. Returns the snapshot written, or None when nothing was due.
-    Whoever owns the attempt is notified through the control channel.
+    Idempotent. ``snap``, when given, is a snapshot the caller just loaded
+    (it saves a read; a stale one costs a retry). Returns the snapshot
+    written, or None when nothing was due. Whoever owns the attempt is
+    notified through the control channel.
     """
     grace = ctx.settings.answer_grace_ms
     for _ in range(8):
-        snap = await ctx.attempts.load(attempt_id)
+        if snap is None:
+            snap = await ctx.attempts.load(attempt_id)
         if snap is None or snap.attempt.state is not State.ACTIVE:
             return None
         exam = await ctx.exams.get(snap.attempt.exam_id, snap.attempt.exam_version)
@@ -53,6 +56,7 @@ async def expire(ctx: Context, attempt_id: str) -> Snapshot | None:
             return committed
         if committed is Commit.MISSING:
             return None
+        snap = None  # changed meanwhile: reload
     return None
 
 
@@ -65,7 +69,7 @@ async def _settle(ctx: Context, attempt_id: str, due: float) -> None:
             if actual != due:
                 await ctx.redis.zadd(keys.DEADLINES, {attempt_id: actual})
             return
-        await expire(ctx, attempt_id)
+        await expire(ctx, attempt_id, snap)
     await ctx.scripts.unschedule(keys=[keys.DEADLINES], args=[attempt_id, repr(due)])
 
 

@@ -15,9 +15,14 @@ Sections (each a key of ``bench-results.json``; ``sessions`` runs right after
   the message + MessagePack), in process, over many repetitions; and the
   wire round trip of ``fetch`` 65 for context.
 - ``throughput``: closed loop, ``conns`` connections each sending the next
-  message as soon as the previous one is acknowledged, for ``seconds``:
-  the ceiling's echoes/s, then the engine's answers/s, and their ratio
-  (the engine's maximum sustained answer rate on this box).
+  message as soon as the previous one is acknowledged, ``seconds`` per layer,
+  the layers in turn for ``rounds`` rounds: a bare WebSocket echo, echo + one
+  EVALSHA through plain redis-py, echo + one EVALSHA through the engine's
+  ``Batcher``, the engine's connection layer + that EVALSHA (no exam rules),
+  and the engine's answers (a random question, a random option). The ceiling
+  is the better of the two EVALSHA echoes; ``ratio`` is the median of the
+  per-round engine/ceiling ratios (the engine's maximum sustained answer rate
+  on this box, relative to the stack's).
 - ``rates``: open loop at fixed answer rates spread over ``rate_conns``
   started candidates (random phases): answer→ack p50/p99/p99.9, the rate
   achieved, and the engine's CPU seconds per 1,000 answers (``/proc`` utime
@@ -35,7 +40,10 @@ Sections (each a key of ``bench-results.json``; ``sessions`` runs right after
   candidates answering once a second and one proctor: answer→update.
 
 Writes ``--out`` (JSON) and the same path with ``.md`` (a Markdown table with
-the goals of issue 6). ``--quick`` is a small size for CI: it checks that
+the goals of issue 6). ``--profile DIR`` also samples the engine node with
+py-spy during each section (``loadtests/profiling.py``) and writes where the
+samples fell to ``DIR/profile.md``; a profiled run's timings are not the
+benchmark's. ``--quick`` is a small size for CI: it checks that
 everything runs, its numbers mean little.
 """
 
@@ -43,6 +51,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import random
@@ -68,6 +78,7 @@ from websockets.asyncio.client import ClientConnection, connect
 import engine
 import protocol
 from examwire.redis_server import EmbeddedRedis
+from loadtests import profiling
 
 REPO = Path(__file__).resolve().parents[1]
 EXAM_ID = "bench"
@@ -78,7 +89,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "default": {
         "batch_reps": 2000,
         "conns": 200,
-        "seconds": 10.0,
+        "seconds": 5.0,
+        "rounds": 3,
         "rate_conns": 1000,
         "rates": [500, 1000, 2000],
         "rate_seconds": 15.0,
@@ -91,7 +103,8 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {
         "batch_reps": 200,
         "conns": 20,
-        "seconds": 2.0,
+        "seconds": 1.0,
+        "rounds": 1,
         "rate_conns": 50,
         "rates": [100],
         "rate_seconds": 2.0,
@@ -249,7 +262,8 @@ class Candidate:
         return reply
 
     async def answer(self) -> None:
-        await self.request({"t": "answer", "q": random.choice(self.qids), "value": "c"})
+        """A random question, a random option: most answers change a saved value, some repeat it."""
+        await self.request({"t": "answer", "q": random.choice(self.qids), "value": random.choice("abcde")})
 
 
 async def join(base: str, token: str) -> Candidate:
@@ -303,58 +317,86 @@ def bench_batch(reps: int) -> dict[str, Any]:
 
 
 async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], str], conns: int, seconds: float,
-                           redis_pid: int) -> dict[str, Any]:
-    cores: dict[str, dict[str, float]] = {}
+                           rounds: int, redis_pid: int) -> dict[str, Any]:
+    """Closed loop on every layer, ``rounds`` times in turn; medians, and the median of the per-round ratios.
 
-    async def ceiling_run() -> float:
-        socks = [await _open(f"{ceiling.ws}/echo") for _ in range(conns)]
+    The layers alternate within each round, so a drift in what the machine
+    gives us (a noisy neighbour) hits them alike; each ratio compares phases
+    seconds apart.
+    """
+    cores: dict[str, list[dict[str, float]]] = {}
+
+    async def drive(server: Proc, phase: str, socks: Sequence[Callable[[], Awaitable[None]]]) -> tuple[float, float]:
         done = 0
         end = time.perf_counter() + seconds
 
-        async def loop(ws: ClientConnection) -> None:
+        async def loop(step: Callable[[], Awaitable[None]]) -> None:
             nonlocal done
-            rid = 0
             while time.perf_counter() < end:
+                await step()
+                done += 1
+
+        cpu0, t0, meter = server.cpu_s(), time.perf_counter(), CpuMeter(server, redis_pid)
+        await asyncio.gather(*(loop(step) for step in socks))
+        elapsed, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
+        cores.setdefault(phase, []).append(meter.cores())
+        return done / elapsed, cpu / max(1, done) * 1000
+
+    async def echo_run(route: str) -> float:
+        socks = [await _open(f"{ceiling.ws}/{route}") for _ in range(conns)]
+
+        def stepper(ws: ClientConnection) -> Callable[[], Awaitable[None]]:
+            rid = 0
+
+            async def step() -> None:
+                nonlocal rid
                 rid += 1
                 await ws.send(_pack({"t": "answer", "id": rid, "q": "x01", "value": "c"}))
                 await ws.recv()
-                done += 1
 
-        t0, meter = time.perf_counter(), CpuMeter(ceiling, redis_pid)
-        await asyncio.gather(*(loop(ws) for ws in socks))
-        rate = done / (time.perf_counter() - t0)
-        cores["ceiling"] = meter.cores()
-        await asyncio.gather(*(ws.close() for ws in socks))
+            return step
+
+        try:
+            rate, _ = await drive(ceiling, route, [stepper(ws) for ws in socks])
+        finally:
+            await asyncio.gather(*(ws.close() for ws in socks))
         return rate
 
-    async def engine_run() -> tuple[float, float]:
-        cands = await asyncio.gather(*(join(node.ws, tokens(f"tp{i}")) for i in range(conns)))
-        done = 0
-        end = time.perf_counter() + seconds
+    async def answer_run(server: Proc, phase: str, rnd: int) -> tuple[float, float]:
+        cands = await asyncio.gather(*(join(server.ws, tokens(f"tp-{phase}{rnd}-{i}")) for i in range(conns)))
+        try:
+            return await drive(server, phase, [c.answer for c in cands])
+        finally:
+            await asyncio.gather(*(c.ws.close() for c in cands))
 
-        async def loop(c: Candidate) -> None:
-            nonlocal done
-            while time.perf_counter() < end:
-                await c.answer()
-                done += 1
-
-        cpu0, t0, meter = node.cpu_s(), time.perf_counter(), CpuMeter(node, redis_pid)
-        await asyncio.gather(*(loop(c) for c in cands))
-        elapsed, cpu = time.perf_counter() - t0, node.cpu_s() - cpu0
-        cores["engine"] = meter.cores()
-        await asyncio.gather(*(c.ws.close() for c in cands))
-        return done / elapsed, cpu / done * 1000
-
-    ceiling_rate = await ceiling_run()
-    engine_rate, cpu_per_k = await engine_run()
+    per: dict[str, list[float]] = {}
+    engine_cpu: list[float] = []
+    for rnd in range(rounds):
+        for route in ("echo-bare", "echo", "echo-batched"):
+            per.setdefault(route, []).append(await echo_run(route))
+        per.setdefault("connection", []).append((await answer_run(ceiling, "connection", rnd))[0])
+        rate, cpu_k = await answer_run(node, "engine", rnd)
+        per.setdefault("engine", []).append(rate)
+        engine_cpu.append(cpu_k)
+    best = [max(p, b) for p, b in zip(per["echo"], per["echo-batched"])]  # the best one EVALSHA per message does
+    med = {k: statistics.median(v) for k, v in per.items()}
+    busy = {k: {name: statistics.median(c[name] for c in v) for name in v[0]} for k, v in cores.items()}
+    busy["ceiling"] = busy["echo-batched" if med["echo-batched"] >= med["echo"] else "echo"]
     return {
         "conns": conns,
         "seconds": seconds,
-        "ceiling_per_s": round(ceiling_rate),
-        "engine_answers_per_s": round(engine_rate),
-        "ratio": round(engine_rate / ceiling_rate, 3),
-        "engine_cpu_s_per_1000_answers_saturated": round(cpu_per_k, 3),
-        "cores_busy": cores,
+        "rounds": rounds,
+        "ceiling_per_s": round(statistics.median(best)),
+        "ceilings_per_s": {"echo_bare": round(med["echo-bare"]), "echo_evalsha": round(med["echo"]),
+                           "echo_evalsha_batched": round(med["echo-batched"])},
+        "connection_layer_per_s": round(med["connection"]),
+        "engine_answers_per_s": round(med["engine"]),
+        "ratio": round(statistics.median(e / c for e, c in zip(per["engine"], best)), 3),
+        "ratio_to_plain_evalsha": round(statistics.median(e / c for e, c in zip(per["engine"], per["echo"])), 3),
+        "ratio_per_round": [round(e / c, 3) for e, c in zip(per["engine"], best)],
+        "per_round_per_s": {k: [round(x) for x in v] for k, v in per.items()},
+        "engine_cpu_s_per_1000_answers_saturated": round(statistics.median(engine_cpu), 3),
+        "cores_busy": busy,
     }
 
 
@@ -452,6 +494,7 @@ async def bench_expiry(node: Proc, redis_url: str, secret: str, n: int) -> dict[
     from examwire.app import connect_redis
     from storage import keys
     from storage.attempts import RedisAttempts, attempt_id
+    from storage.live import parse_message, raw_client
     from storage.scripts import Scripts
 
     r = connect_redis(redis_url, max_connections=32)
@@ -460,7 +503,8 @@ async def bench_expiry(node: Proc, redis_url: str, secret: str, n: int) -> dict[
     grace = 2000
     now = int(time.time() * 1000)
     due_deadline = (now // 1000 + 4) * 1000  # every deadline in the same second, 3-4 s from now
-    ps = r.pubsub(ignore_subscribe_messages=True)
+    feed = raw_client(r)
+    ps = feed.pubsub(ignore_subscribe_messages=True)
     await ps.subscribe(keys.live(EXAM_ID))
     dues: dict[str, int] = {}
     for lo in range(0, n, 500):
@@ -481,10 +525,11 @@ async def bench_expiry(node: Proc, redis_url: str, secret: str, n: int) -> dict[
         msg = await ps.get_message(ignore_subscribe_messages=True, timeout=0.5)
         if not msg:
             continue
-        data = json.loads(msg["data"])
-        if data.get("s", {}).get("state") == "expired" and data["a"] in dues:
+        data = parse_message(msg["data"])
+        if data is not None and data.get("s", {}).get("state") == "expired" and data["a"] in dues:
             lags.append(time.time() - dues.pop(data["a"]) / 1000)
     await ps.aclose()
+    await feed.aclose()
     await r.aclose()
     return {"deadlines": n, "expired": len(lags), "missing": len(dues), **_pcts(lags, 50, 99),
             "max_ms": round(max(lags) * 1000, 1) if lags else None}
@@ -513,8 +558,18 @@ def markdown(res: dict[str, Any]) -> str:
             c = busy.get(phase)
             return f" (cores busy: server {c['server']}, Redis {c['redis']}, client {c['client']})" if c else ""
 
-        rows.append(("ceiling (echo + 1 EVALSHA)", f"{t['ceiling_per_s']:,} msg/s, {t['conns']} conns{cores('ceiling')}", ""))
-        rows.append(("engine answers, closed loop (max sustained)", f"{t['engine_answers_per_s']:,} /s = **{t['ratio']:.0%} of the ceiling**{cores('engine')}",
+        cs = t.get("ceilings_per_s", {})
+        if cs:
+            rows.append(("WebSocket echo, no Redis (for context)", f"{cs['echo_bare']:,} msg/s{cores('echo-bare')}", ""))
+            rows.append(("echo + 1 EVALSHA, plain redis-py", f"{cs['echo_evalsha']:,} msg/s{cores('echo')}", ""))
+            rows.append(("echo + 1 EVALSHA, engine's Batcher", f"{cs['echo_evalsha_batched']:,} msg/s{cores('echo-batched')}", ""))
+        rows.append(("**ceiling** (best echo + 1 EVALSHA)", f"{t['ceiling_per_s']:,} msg/s, {t['conns']} conns", ""))
+        if "connection_layer_per_s" in t:
+            rows.append(("engine's connection layer + 1 batched EVALSHA, no exam rules",
+                         f"{t['connection_layer_per_s']:,} /s{cores('connection')}", ""))
+        rounds = ", ".join(f"{r:.0%}" for r in t.get("ratio_per_round", []))
+        rows.append(("engine answers, closed loop (max sustained)", f"{t['engine_answers_per_s']:,} /s = **{t['ratio']:.0%} of the ceiling** "
+                     f"(rounds: {rounds}), {t.get('ratio_to_plain_evalsha', 0):.0%} of plain redis-py's{cores('engine')}",
                      GOALS["ratio"]))
     for r in res.get("rates", []):
         rows.append((f"answer→ack at {r['target_per_s']:,}/s", f"p50 {r['p50']} ms, p99 {r['p99']} ms, p99.9 {r['p99.9']} ms "
@@ -545,7 +600,8 @@ def markdown(res: dict[str, Any]) -> str:
 
 
 async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, node: Proc, redis_url: str,
-                  redis_pid: int, jwt_secret: str, secret: str, log: Callable[[str], None]) -> dict[str, Any]:
+                  redis_pid: int, jwt_secret: str, secret: str, log: Callable[[str], None],
+                  profile_dir: Path | None = None) -> dict[str, Any]:
     from loadtests import proctor_latency
 
     def tokens(sub: str, role: str = "candidate") -> str:
@@ -557,32 +613,43 @@ async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, no
     def want(name: str) -> bool:
         return only is None or name in only
 
+    def section(name: str) -> contextlib.AbstractContextManager[None]:
+        if profile_dir is None or name == "batch":  # batch runs in this process, not the node
+            return contextlib.nullcontext()
+        return profiling.record(node.popen.pid, profile_dir / f"{name}.txt")
+
     if want("batch"):
         log("batch")
         res["batch"] = bench_batch(size["batch_reps"])
     if want("sessions"):  # first, on a fresh process: later phases leave the heap grown
         log("sessions held")
-        res["sessions"] = await bench_sessions(node, tokens, size["sessions"])
+        with section("sessions"):
+            res["sessions"] = await bench_sessions(node, tokens, size["sessions"])
     if want("throughput"):
         log("throughput (ceiling, then engine)")
-        res["throughput"] = await bench_throughput(ceiling, node, tokens, size["conns"], size["seconds"], redis_pid)
+        with section("throughput"):
+            res["throughput"] = await bench_throughput(ceiling, node, tokens, size["conns"], size["seconds"], size["rounds"],
+                                                       redis_pid)
     if want("rates"):
         log("fixed rates")
-        res["rates"] = await bench_rates(node, tokens, size["rate_conns"], size["rates"], size["rate_seconds"])
+        with section("rates"):
+            res["rates"] = await bench_rates(node, tokens, size["rate_conns"], size["rates"], size["rate_seconds"])
     if want("rush"):
         log("start rush")
-        res["rush"] = await bench_rush(node, tokens, size["rush"])
+        with section("rush"):
+            res["rush"] = await bench_rush(node, tokens, size["rush"])
     if want("expiry"):
         log("expiry")
-        res["expiry"] = await bench_expiry(node, redis_url, secret, size["expiry"])
+        with section("expiry"):
+            res["expiry"] = await bench_expiry(node, redis_url, secret, size["expiry"])
     if want("proctor"):
         log("proctor latency")
-        figures = await proctor_latency.measure(
-            [node.ws], node.ws, lambda sub, role: tokens(sub, role), candidates=size["proctor_cands"], rate=1.0,
-            duration=size["proctor_seconds"], question_ids=[f"x{i + 1:02d}" for i in range(N_QUESTIONS)],
-            exam_id=EXAM_ID,
-        )
-        res["proctor"] = figures
+        with section("proctor"):
+            res["proctor"] = await proctor_latency.measure(
+                [node.ws], node.ws, lambda sub, role: tokens(sub, role), candidates=size["proctor_cands"], rate=1.0,
+                duration=size["proctor_seconds"], question_ids=[f"x{i + 1:02d}" for i in range(N_QUESTIONS)],
+                exam_id=EXAM_ID,
+            )
     return res
 
 
@@ -591,6 +658,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes for CI (checks it runs; numbers mean little)")
     parser.add_argument("--out", default="bench-results.json", help="JSON results (the Markdown goes beside it, .md)")
     parser.add_argument("--only", default="", help="comma-separated sections to run (default: all)")
+    parser.add_argument("--profile", metavar="DIR", default=None,
+                        help="sample the engine node with py-spy during each section; write DIR/<section>.txt "
+                             "(collapsed stacks) and DIR/profile.md (where the samples fell)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override one size, e.g. --set seconds=30 --set rates=500,1000")
     args = parser.parse_args(argv)
@@ -603,6 +673,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         size[key] = [int(v) for v in value.split(",")] if isinstance(size[key], list) else type(size[key])(value)
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     fds = _raise_fd_limit()
+    gc.set_threshold(50_000, 20, 100)  # the client allocates per message too (see examwire.cli.tune_gc)
     workdir = Path(tempfile.mkdtemp(prefix="examwire-bench-"))
     t_start = time.monotonic()
 
@@ -626,7 +697,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ceiling = _spawn("ceiling", [sys.executable, "-m", "uvicorn", "--factory", "loadtests.ceiling_app:create",
                                      "--host", "127.0.0.1", "--port", str(cport), "--loop", "uvloop", "--ws", "websockets-sansio",
                                      "--ws-per-message-deflate", "false", "--log-level", "warning", "--no-access-log",
-                                     "--backlog", "16384"], env, workdir, cport)
+                                     "--backlog", "16384"], {**env, "EXAMWIRE_DATA_DIR": str(workdir / "ceiling")},
+                        workdir, cport)
         procs.append(ceiling)
         admin = jwt.encode({"sub": "bench-admin", "role": "admin", "aud": "examwire", "exp": int(time.time()) + 3600},
                            jwt_secret, algorithm="HS256")
@@ -640,12 +712,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ImportError:
             runner = asyncio.run
         assert redis.proc is not None
-        results = runner(run_all(size, only, ceiling, node, redis_url, redis.proc.pid, jwt_secret, secret, log))
+        profile_dir = Path(args.profile) if args.profile else None
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+            profiling.py_spy()  # fail now, not after the first section
+        results = runner(run_all(size, only, ceiling, node, redis_url, redis.proc.pid, jwt_secret, secret, log,
+                                 profile_dir))
+        if profile_dir is not None:
+            summaries = {p.stem: profiling.summarize(p) for p in sorted(profile_dir.glob("*.txt"))}
+            (profile_dir / "profile.json").write_text(json.dumps(summaries, indent=2) + "\n")
+            (profile_dir / "profile.md").write_text("\n".join(profiling.markdown(k, v) for k, v in summaries.items()))
+            results["profiled"] = True  # sampling costs CPU: these timings are not the benchmark's
         results.update(
             size=size_name,
             when=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
             command=" ".join(["python -m loadtests.bench", *(["--quick"] if args.quick else []),
-                              *([f"--only {args.only}"] if args.only else []), *(f"--set {x}" for x in args.set)]),
+                              *([f"--only {args.only}"] if args.only else []), *(f"--set {x}" for x in args.set),
+                              *([f"--profile {args.profile}"] if args.profile else [])]),
             sizes=size,
             machine=f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}, fd limit {fds}",
             load_avg_before=os.getloadavg(),

@@ -6,10 +6,26 @@ Same stack as an engine node (Starlette on uvicorn with uvloop,
 each binary frame is decoded, one script increments a per-connection counter
 (``HINCRBY`` on a hash-tagged key), and ``{"t":"ack","id":…}`` is sent back.
 
+Three routes, so a run can show each layer's cost side by side:
+
+- ``/echo``: the EVALSHA through redis-py's client, one command per call
+  (what a plain redis-py server does);
+- ``/echo-batched``: the EVALSHA through the engine's own ``Batcher``
+  (``storage/scripts.py``: the calls of one loop tick leave as one pipeline),
+  the ceiling for the engine's Redis path;
+- ``/echo-bare``: no Redis at all, the WebSocket stack alone;
+- ``/v1/exams/{exam}/attempt``: the engine's own connection layer
+  (``handlers.connection.Connection``: hello and token check, rate budgets,
+  the inbox, validating decode, the error mapping) around a session that
+  only makes the same batched EVALSHA and acks; no exam rules, no attempt
+  state. ``start`` is answered with an ack and an empty ``batch``, so the
+  bench's candidate client drives it unchanged.
+
+Reads ``EXAMWIRE_REDIS_URL`` (and, for the connection layer, the engine's
+settings from the environment, as a node does).
+
     uvicorn --factory loadtests.ceiling_app:create --loop uvloop \\
         --ws websockets-sansio --ws-per-message-deflate false --port P
-
-Reads ``EXAMWIRE_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -17,14 +33,21 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 import msgpack
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from examwire.app import connect_redis
+from examwire.app import build_context, connect_redis
+from examwire.cli import tune_gc
+from examwire.settings import Settings
+from handlers.auth import Claims
+from handlers.connection import Connection
+from protocol import Ack, Batch, Welcome, parse_request
+from protocol import candidate as wire
+from storage.scripts import Batcher
 
 SCRIPT = """
 -- KEYS[1]  the connection's counter hash
@@ -41,7 +64,14 @@ def create() -> Starlette:
         redis = connect_redis(url, max_connections=200)
         app.state.redis = redis
         app.state.sha = await redis.script_load(SCRIPT)
+        app.state.batcher = Batcher(redis)
+        settings = Settings.from_env().with_redis(url)
+        ctx = build_context(settings)
+        app.state.ctx = ctx
+        tune_gc(settings.gc_threshold)  # as `examwire serve` does: the same stack, the same collector
         yield
+        await ctx.live.aclose()
+        await ctx.redis.aclose()
         await redis.aclose()
 
     async def echo(ws: WebSocket) -> None:
@@ -57,4 +87,59 @@ def create() -> Starlette:
         except WebSocketDisconnect:
             pass
 
-    return Starlette(routes=[WebSocketRoute("/echo", echo)], lifespan=lifespan)
+    async def echo_batched(ws: WebSocket) -> None:
+        await ws.accept()
+        batcher, sha = ws.app.state.batcher, ws.app.state.sha
+        key = f"ceiling:{{{secrets.token_hex(8)}}}"
+        try:
+            while True:
+                frame = await ws.receive_bytes()
+                message = msgpack.unpackb(frame, raw=False)
+                await batcher.call("EVALSHA", sha, 1, key, message.get("id", 0))
+                await ws.send_bytes(msgpack.packb({"t": "ack", "id": message.get("id")}))
+        except WebSocketDisconnect:
+            pass
+
+    async def echo_bare(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                frame = await ws.receive_bytes()
+                message = msgpack.unpackb(frame, raw=False)
+                await ws.send_bytes(msgpack.packb({"t": "ack", "id": message.get("id")}))
+        except WebSocketDisconnect:
+            pass
+
+    async def connection_layer(ws: WebSocket) -> None:
+        conn = Connection(ws.app.state.ctx, ws)
+        await conn.run(_EvalSession(conn, ws.app.state.batcher, ws.app.state.sha))
+
+    return Starlette(routes=[WebSocketRoute("/echo", echo), WebSocketRoute("/echo-batched", echo_batched),
+                             WebSocketRoute("/echo-bare", echo_bare),
+                             WebSocketRoute("/v1/exams/{exam_id}/attempt", connection_layer)], lifespan=lifespan)
+
+
+class _EvalSession:
+    """A ``handlers.connection.Session`` that makes one batched EVALSHA per request and acks it."""
+
+    def __init__(self, conn: Connection, batcher: Batcher, sha: str) -> None:
+        self.conn, self.batcher, self.sha = conn, batcher, sha
+        self.key = f"ceiling:{{{secrets.token_hex(8)}}}"
+
+    async def open(self, conn: Connection, claims: Claims) -> None:
+        await conn.send(Welcome(attempt=self.key, exam={}, state="active", server_time=0, deadline=None, remaining_ms=0,
+                                last_id=0, answers={}, flags=[], index=0).to_wire())
+
+    async def request(self, message: dict[str, Any]) -> None:
+        req = parse_request(message)
+        rid = getattr(req, "id", 0)
+        await self.batcher.call("EVALSHA", self.sha, 1, self.key, rid)
+        await self.conn.send(Ack(rid, {}).to_wire())
+        if isinstance(req, wire.Start):
+            await self.conn.send(Batch(0, [], 0).to_wire())
+
+    async def push(self, item: tuple[Any, ...]) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass

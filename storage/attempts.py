@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import operator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping, Protocol
@@ -44,6 +45,8 @@ _SCALARS: tuple[tuple[str, str], ...] = (
     ("ended_at", "ended"),
     ("end_reason", "reason"),
 )
+_SCALAR_NAMES = tuple(name for _, name in _SCALARS)
+_scalar_values = operator.attrgetter(*(attr for attr, _ in _SCALARS))
 #: Fields stored as '' when the attribute is None.
 _NULLABLE = {"started", "paused_at", "ended", "reason"}
 _INTS = {"exam_ver", "dur", "created", "last_id", "idx", "started", "paused_at", "paused_ms", "ext_ms", "events", "ended"}
@@ -64,8 +67,13 @@ def encode_fields(a: Attempt) -> dict[str, str]:
     return out
 
 
+#: Compact JSON; one encoder for every call (it keeps no state between calls), so a
+#: string answer costs one C call instead of building an encoder.
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def encode_value(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _encode_json(value)
 
 
 def decode(fields: Mapping[str, str], answers: Mapping[str, str], flags: list[str]) -> Attempt:
@@ -124,6 +132,7 @@ class AttemptStore(Protocol):
         live: Mapping[str, Any] | None = None,
         action: Mapping[str, Any] | None = None,
         control: Mapping[str, Any] | None = None,
+        answered: str | None = None,
     ) -> "Snapshot | Commit": ...
     async def load_many(self, attempt_ids: list[str]) -> dict[str, Snapshot]: ...
     async def actions(self, attempt_id: str) -> list[dict[str, Any]]: ...
@@ -207,13 +216,8 @@ def _changed_fields(old: Snapshot, new: Attempt) -> dict[str, str]:
     """
     if "state" not in old.fields:
         return {k: v for k, v in encode_fields(new).items() if old.fields.get(k, "") != v}
-    prev = old.attempt
-    out: dict[str, str] = {}
-    for attr, name in _SCALARS:
-        value = getattr(new, attr)
-        if value != getattr(prev, attr):
-            out[name] = "" if value is None else str(value)
-    return out
+    return {name: "" if value is None else str(value)
+            for name, value, was in zip(_SCALAR_NAMES, _scalar_values(new), _scalar_values(old.attempt)) if value != was}
 
 
 def _pairs(mapping: Mapping[str, str]) -> list[str]:
@@ -292,6 +296,7 @@ class RedisAttempts:
         live: Mapping[str, Any] | None = None,
         action: Mapping[str, Any] | None = None,
         control: Mapping[str, Any] | None = None,
+        answered: str | None = None,
     ) -> "Snapshot | Commit":
         """Write the difference between ``old`` and ``new`` if the attempt is still at ``old.ver``.
 
@@ -304,48 +309,14 @@ class RedisAttempts:
         also queues the attempt's final record on the outbox stream in the
         same script. ``live`` (the attempt's progress summary) is published on
         the exam's live channel with the new version and the event.
+        ``answered`` (``engine.Outcome.answered``) names the only answer that
+        may differ between ``old`` and ``new``, so the others are not compared.
         Returns the new snapshot, or why nothing was written.
         """
-        changed = _changed_fields(old, new)
-        if result is not None:
-            changed["result"] = _json(result)
-        a_old, a_new = old.attempt.answers, new.answers
-        set_answers: list[str] = []
-        del_answers: list[str] = []
-        if a_new is not a_old:
-            for q, v in a_new.items():
-                was = a_old.get(q, _MISSING)
-                if was is not v and (was is _MISSING or was != v or type(was) is not type(v)):
-                    set_answers += (q, encode_value(v))
-            if len(a_new) - len(set_answers) // 2 < len(a_old):
-                del_answers = [q for q in a_old if q not in a_new]
-        f_old, f_new = old.attempt.flags, new.flags
-        add_flags = list(f_new - f_old) if f_new is not f_old else []
-        rem_flags = list(f_old - f_new) if f_new is not f_old else []
-
-        new_ver = old.ver + 1
-        notify = notify or control is not None
-        if notify:
-            control_msg = _json(control if control is not None else {"a": new.id, "k": "changed", "v": new_ver, "o": owner})
-        packed = msgpack.packb([
-            owner,
-            old.ver,
-            keys.CONTROL if notify else "",
-            control_msg if notify else "",
-            new.id if result is not None and new.state in FINAL else "",
-            _json(final_record(new, result)) if result is not None and new.state in FINAL else "",
-            keys.live(new.exam_id) if live is not None else "",
-            summary_message(new.id, new_ver, live, event) if live is not None else "",
-            _pairs(changed),
-            set_answers,
-            del_answers,
-            add_flags,
-            rem_flags,
-            [_json(event)] if event is not None else [],
-            [_json(action)] if action is not None else [],
-        ])
-        a_keys = keys.attempt_keys(new.id)
-        status, ver = await self._s.commit(keys=[*a_keys[:4], keys.OUTBOX, a_keys[4]], args=[packed])
+        changed, packed = commit_payload(old, new, owner=owner, notify=notify, result=result, event=event, live=live,
+                                         action=action, control=control, answered=answered)
+        a_keys = keys.attempt_keys_bytes(new.id)
+        status, ver = await self._s.commit(keys=(*a_keys[:4], keys.OUTBOX_BYTES, a_keys[4]), args=(packed,))
         if int(status) != 1:
             return Commit(int(status))
         stored = {**old.fields, **changed, "ver": str(ver)}
@@ -353,16 +324,97 @@ class RedisAttempts:
         return Snapshot(new, int(ver), old.owner if not owner else owner, stored, kept)
 
 
+def commit_payload(
+    old: Snapshot,
+    new: Attempt,
+    *,
+    owner: str = "",
+    notify: bool = False,
+    result: Mapping[str, Any] | None = None,
+    event: Mapping[str, Any] | None = None,
+    live: Mapping[str, Any] | None = None,
+    action: Mapping[str, Any] | None = None,
+    control: Mapping[str, Any] | None = None,
+    answered: str | None = None,
+) -> tuple[dict[str, str], bytes]:
+    """What ``RedisAttempts.commit`` writes: the changed scalar fields, and ``commit.lua``'s packed argument."""
+    changed = _changed_fields(old, new)
+    result_json = ""
+    if result is not None:
+        changed["result"] = result_json = _json(result)
+    a_old, a_new = old.attempt.answers, new.answers
+    set_answers: list[str] = []
+    del_answers: list[str] = []
+    if answered is not None:  # the caller knows the one answer that changed
+        value = a_new.get(answered, _MISSING)
+        if value is _MISSING:
+            if answered in a_old:
+                del_answers.append(answered)
+        else:
+            set_answers += (answered, encode_value(value))
+    elif a_new is not a_old:
+        for q, v in a_new.items():
+            was = a_old.get(q, _MISSING)
+            if was is not v and (was is _MISSING or was != v or type(was) is not type(v)):
+                set_answers += (q, encode_value(v))
+        if len(a_new) - len(set_answers) // 2 < len(a_old):
+            del_answers = [q for q in a_old if q not in a_new]
+    f_old, f_new = old.attempt.flags, new.flags
+    add_flags = list(f_new - f_old) if f_new is not f_old else []
+    rem_flags = list(f_old - f_new) if f_new is not f_old else []
+
+    new_ver = old.ver + 1
+    notify = notify or control is not None
+    if notify:
+        control_msg = _json(control if control is not None else {"a": new.id, "k": "changed", "v": new_ver, "o": owner})
+    args = [
+        owner,
+        old.ver,
+        keys.CONTROL if notify else "",
+        control_msg if notify else "",
+        new.id if result is not None and new.state in FINAL else "",
+        _final_record_json(new, result, result_json) if result is not None and new.state in FINAL else "",
+        keys.live(new.exam_id) if live is not None else "",
+        summary_message(new.id, new_ver, live, event) if live is not None else "",
+        _pairs(changed),
+        set_answers,
+        del_answers,
+        add_flags,
+        rem_flags,
+        [_json(event)] if event is not None else [],
+        [_json(action)] if action is not None else [],
+    ]
+    packed = msgpack.packb(args, use_bin_type=False)  # Redis's cmsgpack has no bin type: bytes go as raw strings
+    return changed, packed
+
+
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return _encode_json(value)
 
 
-def summary_message(attempt_id: str, ver: int, summary: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> str:
-    """A live-channel message: the attempt's progress ``summary`` at version ``ver``, with its event."""
+_RESULT_KEYS = ("score", "max_score", "percent", "passed", "questions")
+
+
+def _final_record_json(a: Attempt, result: Mapping[str, Any], result_json: str) -> str:
+    """``_json(final_record(a, result))``, reusing ``result_json`` (``_json(result)``) instead of encoding it again.
+
+    The record is the attempt's fields plus the result's: two JSON objects
+    with disjoint keys, joined as text. The result (a row per question) is
+    most of the record, and an expiry sweep encodes thousands at once.
+    """
+    record = final_record(a, result)
+    if set(result) != set(_RESULT_KEYS) or not result_json.startswith("{") or len(result_json) < 3:
+        return _json(record)
+    head = _json({k: v for k, v in record.items() if k not in _RESULT_KEYS})
+    return head[:-1] + "," + result_json[1:]
+
+
+def summary_message(attempt_id: str, ver: int, summary: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> bytes:
+    """A live-channel message (``storage.live``): the attempt's progress ``summary`` at version ``ver``, with its event."""
     message: dict[str, Any] = {"a": attempt_id, "v": ver, "s": summary}
     if event is not None:
         message["e"] = event
-    return _json(message)
+    return msgpack.packb(message)
 
 
 def _s(x: bytes | str) -> str:

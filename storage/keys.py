@@ -6,6 +6,8 @@ exam id. Attempt and exam ids never contain braces (they are validated at the
 boundary: attempt ids are hex, exam ids match ``[A-Za-z0-9_.-]+``).
 """
 
+import functools
+
 PREFIX = "ew"
 
 #: Sorted set: member = attempt id, score = the time (ms) at which the attempt
@@ -22,6 +24,7 @@ CONTROL = f"{PREFIX}:control"
 #: newest first). One stream for the deployment: on Redis Cluster the ending
 #: script would span two slots (see docs/architecture.md, "Results").
 OUTBOX = f"{PREFIX}:{{outbox}}"
+OUTBOX_BYTES = OUTBOX.encode()
 
 #: Consumer group of the outbox stream.
 OUTBOX_GROUP = "persist"
@@ -58,6 +61,12 @@ def actions(attempt_id: str) -> str:
 def attempt_keys(attempt_id: str) -> tuple[str, str, str, str, str]:
     """Every key of one attempt: hash, answers, flags, events, actions."""
     return attempt(attempt_id), answers(attempt_id), flags(attempt_id), events(attempt_id), actions(attempt_id)
+
+
+@functools.lru_cache(maxsize=65_536)
+def attempt_keys_bytes(attempt_id: str) -> tuple[bytes, ...]:
+    """``attempt_keys`` encoded, for the answer path (redis-py sends bytes as they are)."""
+    return tuple(k.encode() for k in attempt_keys(attempt_id))
 
 
 def exam(exam_id: str) -> str:

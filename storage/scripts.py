@@ -17,6 +17,8 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 LUA_DIR = Path(__file__).with_name("lua")
+#: Key counts as the wire has them (redis-py passes bytes through; an int it formats and encodes per call).
+_NUMKEYS = tuple(str(n).encode() for n in range(16))
 
 
 def source(name: str) -> str:
@@ -87,21 +89,24 @@ class Script:
     ``AsyncScript``, which registers the script with the pipeline.
     """
 
-    __slots__ = ("_script", "_redis", "_batcher")
+    __slots__ = ("_script", "_redis", "_batcher", "_sha")
 
     def __init__(self, redis: Redis, text: str, batcher: Batcher) -> None:
         self._redis = redis
         self._script: AsyncScript = redis.register_script(text)
         self._batcher = batcher
+        self._sha = self._script.sha.encode()
 
     async def __call__(self, keys: Sequence[Any] = (), args: Sequence[Any] = (), client: Any = None) -> Any:
         if client is not None:
             return await self._script(keys=keys, args=args, client=client)
+        n = _NUMKEYS[len(keys)] if len(keys) < len(_NUMKEYS) else len(keys)
         try:
-            return await self._batcher.call("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            return await self._batcher.call(b"EVALSHA", self._sha, n, *keys, *args)
         except NoScriptError:  # Redis restarted or failed over: load it again
             self._script.sha = await self._redis.script_load(self._script.script)
-            return await self._batcher.call("EVALSHA", self._script.sha, len(keys), *keys, *args)
+            self._sha = self._script.sha.encode()
+            return await self._batcher.call(b"EVALSHA", self._sha, n, *keys, *args)
 
 
 @dataclass(frozen=True, slots=True)

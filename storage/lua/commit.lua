@@ -8,7 +8,8 @@
 -- KEYS[5]  outbox stream
 -- KEYS[6]  actions list (proctor actions, oldest first)
 -- ARGV[1]  one MessagePack array (one argument instead of dozens keeps the client's
---          per-argument encoding off the answer path):
+--          per-argument encoding off the answer path; byte strings in it are
+--          packed as raw strings, as cmsgpack has no bin type):
 --   [1]  owner connection id; '' for a system change (sweeper, proctor), which skips the owner check
 --   [2]  expected version (the 'ver' field the transition was computed from)
 --   [3]  control channel, or '' to publish nothing

@@ -7,6 +7,6 @@
 local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
 for _, id in ipairs(stale) do
   redis.call('ZREM', KEYS[1], id)
-  redis.call('PUBLISH', ARGV[2], '{"a":"' .. id .. '","c":false}')
+  redis.call('PUBLISH', ARGV[2], cmsgpack.pack({a = id, c = false}))
 end
 return stale

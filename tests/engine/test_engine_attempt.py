@@ -582,3 +582,37 @@ def test_progress_follows_the_attempt_through_its_states():
     assert (row["state"], row["reason"], row["remaining_ms"]) == ("terminated", "left", 0)
     assert row["score"] == 0 and row["percent"] == 0
     assert progress(end, EXAM.total, T0, {"score": 3, "percent": 50})["score"] == 3
+
+
+# -- the transitions' copies -------------------------------------------------------
+
+
+def test_every_transition_builds_what_dataclasses_replace_would():
+    """``_evolve`` (the transitions' copy) is ``dataclasses.replace``: every field copied, the changes set."""
+    import dataclasses
+
+    from engine.attempt import _evolve
+
+    a = run(run(fresh(), Start(1), T0).attempt, Answer(2, EXAM.questions[0].id, EXAM.questions[0].options[0].id), T0 + 5).attempt
+    changes = {"last_id": 9, "index": 2, "events": 4, "flags": frozenset({"q"}), "state": State.PAUSED, "paused_at": T0 + 9}
+    for name, value in changes.items():
+        assert _evolve(a, **{name: value}) == dataclasses.replace(a, **{name: value})
+    b = _evolve(a, **changes)
+    assert b == dataclasses.replace(a, **changes) and b is not a and type(b) is Attempt
+    assert a.last_id == 2 and a.state is State.ACTIVE  # the original is untouched
+
+
+def test_only_an_answer_changes_the_answers_and_it_names_its_question():
+    """``Outcome.answered`` names the answer's question; every other command keeps the same answers mapping."""
+    q = EXAM.questions[0]
+    a = run(fresh(), Start(1), T0).attempt
+    out = run(a, Answer(2, q.id, q.options[0].id), T0 + 1)
+    assert out.answered == q.id and out.attempt.answers == {q.id: q.options[0].id}
+    cleared = run(out.attempt, Answer(3, q.id, None), T0 + 2)
+    assert cleared.answered == q.id and cleared.attempt.answers == {}
+    b = out.attempt
+    for cmd in (Flag(4, q.id, True), Goto(5, 1), Fetch(6), Event(7, "blur"), Extend(60_000, "p"), Pause("p"),
+                Resume("p"), Submit(8)):
+        nxt = run(b, cmd, T0 + 3)
+        assert nxt.answered is None and nxt.attempt.answers is b.answers, cmd
+        b = nxt.attempt

@@ -311,3 +311,17 @@ def test_check_value_accepts_or_refuses(exam5, q_index, value):
     else:
         score_question(q, v)  # a checked value always scores
         assert check_value(q, v) == v  # normalization is idempotent
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 2, 0.5, 0.25, 3, 1.5]), st.sampled_from([0, 1, 0.5, 0.125]),
+                          st.sampled_from([True, False, None])), min_size=1, max_size=12))
+def test_score_exam_is_the_exact_sum_of_its_questions(rows):
+    """The total is exactly the sum of the per-question points (floored at zero), whole and fractional alike."""
+    exam = build(questions=[{"id": f"q{i}", "type": "true_false", "prompt": "p", "answer": True, "points": pts,
+                             "penalty": pen} for i, (pts, pen, _) in enumerate(rows)])
+    answers = {f"q{i}": v for i, (_, _, v) in enumerate(rows) if v is not None}
+    r = score_exam(exam, answers)
+    exact = sum((x.points for x in r.questions), Fraction(0))
+    assert r.score == max(Fraction(0), exact) and isinstance(r.score, Fraction)
+    assert [x.points for x in r.questions] == [score_question(q, answers.get(q.id))[1] for q in exam.questions]

@@ -21,6 +21,9 @@ def test_quick_bench_writes_json_and_markdown(tmp_path: Path) -> None:
     assert res["batch"]["questions"] == 65 and res["batch"]["p50"] > 0
     tp = res["throughput"]
     assert tp["ceiling_per_s"] > 0 and tp["engine_answers_per_s"] > 0 and 0 < tp["ratio"]
+    assert all(v > 0 for v in tp["ceilings_per_s"].values()) and set(tp["ceilings_per_s"]) == {
+        "echo_bare", "echo_evalsha", "echo_evalsha_batched"}
+    assert tp["connection_layer_per_s"] > 0 and len(tp["ratio_per_round"]) == tp["rounds"] == res["sizes"]["rounds"]
     assert all(r["answers"] > 0 and r["errors"] == 0 for r in res["rates"])
     assert res["rush"]["failures"] == 0 and res["rush"]["candidates"] == res["sizes"]["rush"]
     assert [s["sessions"] for s in res["sessions"]] == res["sizes"]["sessions"]

@@ -64,6 +64,7 @@ def test_presence_lifecycle_publishes_each_transition_once(redis_url):
         assert await live.absent("e1", "a1") is False  # a second close publishes nothing
         assert await _messages(ps, 2, timeout=0.5) == [{"a": "a1", "c": False}]
         await ps.aclose()
+        await live.aclose()
         await redis.aclose()
 
     asyncio.run(go())
@@ -93,6 +94,7 @@ def test_commit_publishes_the_summary_only_when_it_writes(redis_url):
         many = await attempts.load_many([aid, "f" * 32])
         assert set(many) == {aid} and many[aid].attempt.state is engine.State.ACTIVE
         await ps.aclose()
+        await live.aclose()
         await redis.aclose()
 
     asyncio.run(go())
@@ -113,3 +115,11 @@ def test_final_commit_queues_actions_with_the_record(redis_url):
         await redis.aclose()
 
     asyncio.run(go())
+
+
+def test_parse_message_refuses_what_is_not_a_live_message():
+    from storage.live import encode_message
+
+    assert parse_message(encode_message({"a": "a1", "c": True})) == {"a": "a1", "c": True}
+    for junk in (b"", b"\xc1", b"{\"a\": \"a1\"}", encode_message([1, 2]), encode_message({"a": 5}), "text", None, 7):
+        assert parse_message(junk) is None, junk

@@ -267,3 +267,49 @@ def test_every_script_declares_its_keys_and_they_share_one_slot():
     aid = "0123456789abcdef0123456789abcdef"
     assert len({key_slot(k.encode()) for k in keys.attempt_keys(aid)}) == 1
     assert key_slot(keys.exam("net-101").encode()) == key_slot(b"net-101")
+
+
+def test_an_answer_commit_with_its_question_named_writes_what_the_full_diff_writes(redis_url):
+    """``answered=`` (``Outcome.answered``) spares comparing every answer; the stored attempt is the same."""
+    async def go():
+        redis, store, _ = await _store(redis_url)
+        exam = _exam()
+        created = await _created(store, exam)
+        snap = await store.commit(created, engine.apply(created.attempt, exam, engine.Start(1), now=2_000, grace_ms=0).attempt)
+        assert isinstance(snap, Snapshot)
+        rid = 2
+        picked = [q for q in exam.questions if q.type in ("single", "multiple", "true_false")][:3]
+        assert len(picked) == 3
+        for q in picked:
+            value = True if q.type == "true_false" else q.options[-1].id if q.type == "single" else [q.options[0].id]
+            out = engine.apply(snap.attempt, exam, engine.Answer(rid, q.id, value), now=2_100, grace_ms=0)
+            snap = await store.commit(snap, out.attempt, answered=out.answered)
+            assert isinstance(snap, Snapshot)
+            rid += 1
+        first = picked[0].id
+        out = engine.apply(snap.attempt, exam, engine.Answer(rid, first, None), now=2_200, grace_ms=0)  # a clear
+        snap = await store.commit(snap, out.attempt, answered=out.answered)
+        loaded = await store.load(snap.attempt.id)
+        assert loaded.attempt == snap.attempt == out.attempt
+        assert first not in await redis.hgetall(keys.answers(snap.attempt.id))
+        assert len(loaded.attempt.answers) == len(picked) - 1
+        await redis.aclose()
+
+    run(go())
+
+
+def test_the_queued_final_record_is_the_record_as_json():
+    """The record queued on the outbox decodes to ``final_record`` (the result is encoded once and spliced in)."""
+    from storage.attempts import _final_record_json, _json, final_record
+
+    exam = _exam()
+    a = engine.apply(_fresh(exam), exam, engine.Start(1), now=2_000, grace_ms=0).attempt
+    q = next(q for q in exam.questions if q.type == "single")
+    a = engine.apply(a, exam, engine.Answer(2, q.id, q.options[0].id), now=2_100, grace_ms=0).attempt
+    a = engine.apply(a, exam, engine.Flag(3, q.id, True), now=2_100, grace_ms=0).attempt
+    done = engine.apply(a, exam, engine.Submit(4), now=2_200, grace_ms=0).attempt
+    result = done.result.to_wire()
+    text = _final_record_json(done, result, _json(result))
+    assert json.loads(text) == final_record(done, result)
+    odd = {**result, "extra": 1}  # a result of another shape is encoded whole
+    assert json.loads(_final_record_json(done, odd, _json(odd))) == final_record(done, odd)
