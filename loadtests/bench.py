@@ -735,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds=round(time.monotonic() - t_start, 1),
         )
         out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results, indent=2, default=str) + "\n")
         md = out.with_suffix(".md")
         md.write_text(markdown(results))

@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 import msgpack
 from starlette.applications import Starlette
@@ -74,41 +74,29 @@ def create() -> Starlette:
         await ctx.redis.aclose()
         await redis.aclose()
 
-    async def echo(ws: WebSocket) -> None:
+    async def echo_loop(ws: WebSocket, call: Callable[[str, Any], Awaitable[Any]] | None) -> None:
+        """Ack every binary frame, after ``call(key, request id)`` when given."""
         await ws.accept()
-        redis, sha = ws.app.state.redis, ws.app.state.sha
         key = f"ceiling:{{{secrets.token_hex(8)}}}"
         try:
             while True:
-                frame = await ws.receive_bytes()
-                message = msgpack.unpackb(frame, raw=False)
-                await redis.evalsha(sha, 1, key, message.get("id", 0))
+                message = msgpack.unpackb(await ws.receive_bytes(), raw=False)
+                if call is not None:
+                    await call(key, message.get("id", 0))
                 await ws.send_bytes(msgpack.packb({"t": "ack", "id": message.get("id")}))
         except WebSocketDisconnect:
             pass
+
+    async def echo(ws: WebSocket) -> None:
+        redis, sha = ws.app.state.redis, ws.app.state.sha
+        await echo_loop(ws, lambda key, rid: redis.evalsha(sha, 1, key, rid))
 
     async def echo_batched(ws: WebSocket) -> None:
-        await ws.accept()
         batcher, sha = ws.app.state.batcher, ws.app.state.sha
-        key = f"ceiling:{{{secrets.token_hex(8)}}}"
-        try:
-            while True:
-                frame = await ws.receive_bytes()
-                message = msgpack.unpackb(frame, raw=False)
-                await batcher.call("EVALSHA", sha, 1, key, message.get("id", 0))
-                await ws.send_bytes(msgpack.packb({"t": "ack", "id": message.get("id")}))
-        except WebSocketDisconnect:
-            pass
+        await echo_loop(ws, lambda key, rid: batcher.call("EVALSHA", sha, 1, key, rid))
 
     async def echo_bare(ws: WebSocket) -> None:
-        await ws.accept()
-        try:
-            while True:
-                frame = await ws.receive_bytes()
-                message = msgpack.unpackb(frame, raw=False)
-                await ws.send_bytes(msgpack.packb({"t": "ack", "id": message.get("id")}))
-        except WebSocketDisconnect:
-            pass
+        await echo_loop(ws, None)
 
     async def connection_layer(ws: WebSocket) -> None:
         conn = Connection(ws.app.state.ctx, ws)

@@ -32,6 +32,8 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^():]+?)(?::(?P<line>\d+))?\)$"
 # packages reported by name; anything else is grouped by its first path part
 PACKAGES = ("engine", "protocol", "handlers", "storage", "examwire", "redis", "websockets", "uvicorn", "starlette",
             "msgpack", "jwt", "asyncio", "uvloop", "json", "hiredis")
+#: the engine's own packages, reported inclusive too
+OURS = ("engine", "protocol", "handlers", "storage")
 
 
 def py_spy() -> str:
@@ -46,7 +48,7 @@ def py_spy() -> str:
 def record(pid: int, path: Path, rate: int = 100) -> Iterator[None]:
     """Sample process ``pid`` into ``path`` (collapsed stacks) for the duration of the block."""
     proc = subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--format", "raw", "--rate", str(rate),
-                             "--output", str(path)],
+                             "--gil", "--output", str(path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         yield
@@ -76,6 +78,7 @@ def summarize(path: Path, top: int = 25) -> dict[str, Any]:
     self_c: Counter[str] = Counter()
     incl_c: Counter[str] = Counter()
     pkg_c: Counter[str] = Counter()
+    ours_c: Counter[str] = Counter()
     total = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -87,25 +90,27 @@ def summarize(path: Path, top: int = 25) -> dict[str, Any]:
         for raw in stack.split(";"):
             m = _FRAME.match(raw)
             frames.append((m["func"], m["file"]) if m else (raw, raw))
-        if not frames:
-            continue
         func, file = frames[-1]
         self_c[f"{func} ({file})"] += n
+        pkg_c[_package(file)] += n
         for name in {f"{f} ({p})" for f, p in frames}:
             incl_c[name] += n
-        for pkg in {_package(p) for _, p in frames}:
-            pkg_c[pkg] += n
+        for pkg in {_package(p) for _, p in frames} & set(OURS):
+            ours_c[pkg] += n
 
     def share(c: Counter[str]) -> list[list[Any]]:
         return [[k, round(v / total, 3)] for k, v in c.most_common(top)] if total else []
 
-    return {"samples": total, "packages": share(pkg_c), "self": share(self_c), "inclusive": share(incl_c)}
+    return {"samples": total, "packages": share(pkg_c), "ours_inclusive": share(ours_c), "self": share(self_c),
+            "inclusive": share(incl_c)}
 
 
 def markdown(name: str, summary: dict[str, Any], top: int = 12) -> str:
     """A short Markdown report of one summary."""
-    out = [f"### {name} ({summary['samples']:,} samples)", "", "| package (inclusive) | share |", "|---|---|"]
+    out = [f"### {name} ({summary['samples']:,} samples)", "", "| package (self) | share |", "|---|---|"]
     out += [f"| {k} | {v:.1%} |" for k, v in summary["packages"][:top]]
+    out += ["", "| our package (inclusive) | share |", "|---|---|"]
+    out += [f"| {k} | {v:.1%} |" for k, v in summary["ours_inclusive"]]
     out += ["", "| function (self) | share |", "|---|---|"]
     out += [f"| `{k}` | {v:.1%} |" for k, v in summary["self"][:top]]
     return "\n".join(out) + "\n"
