@@ -74,6 +74,10 @@ def _secret_file(data_dir: Path, name: str) -> str:
     return value
 
 
+#: ``gc.set_threshold`` for a process that serves many connections (``examwire.cli.tune_gc``).
+DEFAULT_GC_THRESHOLD = (50_000, 20, 100)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob of one engine node.
@@ -123,7 +127,7 @@ class Settings:
     event_rate_per_s: float = 1.0
     event_burst: int = 10
     backlog: int = 4096
-    gc_threshold: tuple[int, int, int] = (50_000, 20, 100)
+    gc_threshold: tuple[int, int, int] = DEFAULT_GC_THRESHOLD
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @classmethod
@@ -208,7 +212,7 @@ class Settings:
             event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
             event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
             backlog=_int(env, "EXAMWIRE_BACKLOG", 4096, low=64, high=65_535),
-            gc_threshold=_gc_threshold(env.get("EXAMWIRE_GC_THRESHOLD") or "50000,20,100"),
+            gc_threshold=_gc_threshold(env.get("EXAMWIRE_GC_THRESHOLD")),
         )
 
     @property
@@ -236,7 +240,9 @@ class Settings:
         return replace(self, redis_url=url)
 
 
-def _gc_threshold(raw: str) -> tuple[int, int, int]:
+def _gc_threshold(raw: str | None) -> tuple[int, int, int]:
+    if not raw:
+        return DEFAULT_GC_THRESHOLD
     parts = raw.split(",")
     try:
         values = tuple(int(p.strip()) for p in parts)

@@ -78,6 +78,7 @@ from websockets.asyncio.client import ClientConnection, connect
 import engine
 import protocol
 from examwire.redis_server import EmbeddedRedis
+from examwire.settings import DEFAULT_GC_THRESHOLD
 from loadtests import profiling
 
 REPO = Path(__file__).resolve().parents[1]
@@ -673,7 +674,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         size[key] = [int(v) for v in value.split(",")] if isinstance(size[key], list) else type(size[key])(value)
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     fds = _raise_fd_limit()
-    gc.set_threshold(50_000, 20, 100)  # the client allocates per message too (see examwire.cli.tune_gc)
+    gc.set_threshold(*DEFAULT_GC_THRESHOLD)  # the client allocates per message too (see examwire.cli.tune_gc)
     workdir = Path(tempfile.mkdtemp(prefix="examwire-bench-"))
     t_start = time.monotonic()
 

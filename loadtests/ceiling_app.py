@@ -6,7 +6,7 @@ Same stack as an engine node (Starlette on uvicorn with uvloop,
 each binary frame is decoded, one script increments a per-connection counter
 (``HINCRBY`` on a hash-tagged key), and ``{"t":"ack","id":…}`` is sent back.
 
-Three routes, so a run can show each layer's cost side by side:
+Four routes, so a run can show each layer's cost side by side:
 
 - ``/echo``: the EVALSHA through redis-py's client, one command per call
   (what a plain redis-py server does);
@@ -40,7 +40,7 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from examwire.app import build_context, connect_redis
+from examwire.app import build_context
 from examwire.cli import tune_gc
 from examwire.settings import Settings
 from handlers.auth import Claims
@@ -61,18 +61,15 @@ def create() -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        redis = connect_redis(url, max_connections=200)
-        app.state.redis = redis
-        app.state.sha = await redis.script_load(SCRIPT)
-        app.state.batcher = Batcher(redis)
         settings = Settings.from_env().with_redis(url)
-        ctx = build_context(settings)
-        app.state.ctx = ctx
+        ctx = build_context(settings)  # the connection layer's; its client serves the echoes too
+        app.state.ctx, app.state.redis = ctx, ctx.redis
+        app.state.sha = await ctx.redis.script_load(SCRIPT)
+        app.state.batcher = Batcher(ctx.redis)
         tune_gc(settings.gc_threshold)  # as `examwire serve` does: the same stack, the same collector
         yield
         await ctx.live.aclose()
         await ctx.redis.aclose()
-        await redis.aclose()
 
     async def echo_loop(ws: WebSocket, call: Callable[[str, Any], Awaitable[Any]] | None) -> None:
         """Ack every binary frame, after ``call(key, request id)`` when given."""

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from engine import FINAL, Attempt, State
 
 from . import keys
+from .live import encode_message
 from .scripts import Scripts
 
 _SCALARS: tuple[tuple[str, str], ...] = (
@@ -145,6 +146,15 @@ def final_record(a: Attempt, result: Mapping[str, Any]) -> dict[str, Any]:
     attempt's event list to the entry). Every value is JSON; no key is
     user-provided, so the record is a valid MongoDB document.
     """
+    return {**_record_head(a), **{k: result[k] for k in _RESULT_KEYS}}
+
+
+#: The wire result's fields, which the record carries beside the attempt's (``_record_head``).
+_RESULT_KEYS = ("score", "max_score", "percent", "passed", "questions")
+
+
+def _record_head(a: Attempt) -> dict[str, Any]:
+    """The attempt's own fields of its final record."""
     return {
         "attempt": a.id,
         "exam": a.exam_id,
@@ -162,11 +172,6 @@ def final_record(a: Attempt, result: Mapping[str, Any]) -> dict[str, Any]:
         "paused_ms": a.paused_ms,
         "extended_ms": a.extended_ms,
         "seed": a.seed,
-        "score": result["score"],
-        "max_score": result["max_score"],
-        "percent": result["percent"],
-        "passed": result["passed"],
-        "questions": result["questions"],
         "flags": sorted(a.flags),
     }
 
@@ -392,21 +397,17 @@ def _json(value: Any) -> str:
     return _encode_json(value)
 
 
-_RESULT_KEYS = ("score", "max_score", "percent", "passed", "questions")
-
-
 def _final_record_json(a: Attempt, result: Mapping[str, Any], result_json: str) -> str:
     """``_json(final_record(a, result))``, reusing ``result_json`` (``_json(result)``) instead of encoding it again.
 
     The record is the attempt's fields plus the result's: two JSON objects
     with disjoint keys, joined as text. The result (a row per question) is
-    most of the record, and an expiry sweep encodes thousands at once.
+    most of the record, and an expiry sweep encodes thousands at once. A
+    result with other keys than the wire result's is encoded with the record.
     """
-    record = final_record(a, result)
-    if set(result) != set(_RESULT_KEYS) or not result_json.startswith("{") or len(result_json) < 3:
-        return _json(record)
-    head = _json({k: v for k, v in record.items() if k not in _RESULT_KEYS})
-    return head[:-1] + "," + result_json[1:]
+    if result.keys() != set(_RESULT_KEYS):
+        return _json(final_record(a, result))
+    return _json(_record_head(a))[:-1] + "," + result_json[1:]
 
 
 def summary_message(attempt_id: str, ver: int, summary: Mapping[str, Any], event: Mapping[str, Any] | None = None) -> bytes:
@@ -414,7 +415,7 @@ def summary_message(attempt_id: str, ver: int, summary: Mapping[str, Any], event
     message: dict[str, Any] = {"a": attempt_id, "v": ver, "s": summary}
     if event is not None:
         message["e"] = event
-    return msgpack.packb(message)
+    return encode_message(message)
 
 
 def _s(x: bytes | str) -> str:
