@@ -68,13 +68,9 @@ def encode_fields(a: Attempt) -> dict[str, str]:
     return out
 
 
-#: Compact JSON; one encoder for every call (it keeps no state between calls), so a
-#: string answer costs one C call instead of building an encoder.
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-def encode_value(value: Any) -> str:
-    return _encode_json(value)
+#: Compact JSON (answers, results, events, control messages); one encoder for every
+#: call (it keeps no state between calls), so a string answer costs one C call.
+_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def decode(fields: Mapping[str, str], answers: Mapping[str, str], flags: list[str]) -> Attempt:
@@ -151,6 +147,7 @@ def final_record(a: Attempt, result: Mapping[str, Any]) -> dict[str, Any]:
 
 #: The wire result's fields, which the record carries beside the attempt's (``_record_head``).
 _RESULT_KEYS = ("score", "max_score", "percent", "passed", "questions")
+_RESULT_KEY_SET = frozenset(_RESULT_KEYS)
 
 
 def _record_head(a: Attempt) -> dict[str, Any]:
@@ -318,8 +315,53 @@ class RedisAttempts:
         may differ between ``old`` and ``new``, so the others are not compared.
         Returns the new snapshot, or why nothing was written.
         """
-        changed, packed = commit_payload(old, new, owner=owner, notify=notify, result=result, event=event, live=live,
-                                         action=action, control=control, answered=answered)
+        changed = _changed_fields(old, new)
+        result_json = ""
+        if result is not None:
+            changed["result"] = result_json = _json(result)
+        a_old, a_new = old.attempt.answers, new.answers
+        set_answers: list[str] = []
+        del_answers: list[str] = []
+        if answered is not None:  # the caller knows the one answer that changed
+            value = a_new.get(answered, _MISSING)
+            if value is _MISSING:
+                if answered in a_old:
+                    del_answers.append(answered)
+            else:
+                set_answers += (answered, _json(value))
+        elif a_new is not a_old:
+            for q, v in a_new.items():
+                was = a_old.get(q, _MISSING)
+                if was is not v and (was is _MISSING or was != v or type(was) is not type(v)):
+                    set_answers += (q, _json(v))
+            if len(a_new) - len(set_answers) // 2 < len(a_old):
+                del_answers = [q for q in a_old if q not in a_new]
+        f_old, f_new = old.attempt.flags, new.flags
+        add_flags = list(f_new - f_old) if f_new is not f_old else []
+        rem_flags = list(f_old - f_new) if f_new is not f_old else []
+
+        new_ver = old.ver + 1
+        notify = notify or control is not None
+        if notify:
+            control_msg = _json(control if control is not None else {"a": new.id, "k": "changed", "v": new_ver, "o": owner})
+        args = [
+            owner,
+            old.ver,
+            keys.CONTROL if notify else "",
+            control_msg if notify else "",
+            new.id if result is not None and new.state in FINAL else "",
+            _final_record_json(new, result, result_json) if result is not None and new.state in FINAL else "",
+            keys.live(new.exam_id) if live is not None else "",
+            summary_message(new.id, new_ver, live, event) if live is not None else "",
+            _pairs(changed),
+            set_answers,
+            del_answers,
+            add_flags,
+            rem_flags,
+            [_json(event)] if event is not None else [],
+            [_json(action)] if action is not None else [],
+        ]
+        packed = msgpack.packb(args, use_bin_type=False)  # Redis's cmsgpack has no bin type: bytes go as raw strings
         a_keys = keys.attempt_keys_bytes(new.id)
         status, ver = await self._s.commit(keys=(*a_keys[:4], keys.OUTBOX_BYTES, a_keys[4]), args=(packed,))
         if int(status) != 1:
@@ -327,74 +369,6 @@ class RedisAttempts:
         stored = {**old.fields, **changed, "ver": str(ver)}
         kept = result if result is not None else old.result
         return Snapshot(new, int(ver), old.owner if not owner else owner, stored, kept)
-
-
-def commit_payload(
-    old: Snapshot,
-    new: Attempt,
-    *,
-    owner: str = "",
-    notify: bool = False,
-    result: Mapping[str, Any] | None = None,
-    event: Mapping[str, Any] | None = None,
-    live: Mapping[str, Any] | None = None,
-    action: Mapping[str, Any] | None = None,
-    control: Mapping[str, Any] | None = None,
-    answered: str | None = None,
-) -> tuple[dict[str, str], bytes]:
-    """What ``RedisAttempts.commit`` writes: the changed scalar fields, and ``commit.lua``'s packed argument."""
-    changed = _changed_fields(old, new)
-    result_json = ""
-    if result is not None:
-        changed["result"] = result_json = _json(result)
-    a_old, a_new = old.attempt.answers, new.answers
-    set_answers: list[str] = []
-    del_answers: list[str] = []
-    if answered is not None:  # the caller knows the one answer that changed
-        value = a_new.get(answered, _MISSING)
-        if value is _MISSING:
-            if answered in a_old:
-                del_answers.append(answered)
-        else:
-            set_answers += (answered, encode_value(value))
-    elif a_new is not a_old:
-        for q, v in a_new.items():
-            was = a_old.get(q, _MISSING)
-            if was is not v and (was is _MISSING or was != v or type(was) is not type(v)):
-                set_answers += (q, encode_value(v))
-        if len(a_new) - len(set_answers) // 2 < len(a_old):
-            del_answers = [q for q in a_old if q not in a_new]
-    f_old, f_new = old.attempt.flags, new.flags
-    add_flags = list(f_new - f_old) if f_new is not f_old else []
-    rem_flags = list(f_old - f_new) if f_new is not f_old else []
-
-    new_ver = old.ver + 1
-    notify = notify or control is not None
-    if notify:
-        control_msg = _json(control if control is not None else {"a": new.id, "k": "changed", "v": new_ver, "o": owner})
-    args = [
-        owner,
-        old.ver,
-        keys.CONTROL if notify else "",
-        control_msg if notify else "",
-        new.id if result is not None and new.state in FINAL else "",
-        _final_record_json(new, result, result_json) if result is not None and new.state in FINAL else "",
-        keys.live(new.exam_id) if live is not None else "",
-        summary_message(new.id, new_ver, live, event) if live is not None else "",
-        _pairs(changed),
-        set_answers,
-        del_answers,
-        add_flags,
-        rem_flags,
-        [_json(event)] if event is not None else [],
-        [_json(action)] if action is not None else [],
-    ]
-    packed = msgpack.packb(args, use_bin_type=False)  # Redis's cmsgpack has no bin type: bytes go as raw strings
-    return changed, packed
-
-
-def _json(value: Any) -> str:
-    return _encode_json(value)
 
 
 def _final_record_json(a: Attempt, result: Mapping[str, Any], result_json: str) -> str:
@@ -405,7 +379,7 @@ def _final_record_json(a: Attempt, result: Mapping[str, Any], result_json: str) 
     most of the record, and an expiry sweep encodes thousands at once. A
     result with other keys than the wire result's is encoded with the record.
     """
-    if result.keys() != set(_RESULT_KEYS):
+    if result.keys() != _RESULT_KEY_SET:
         return _json(final_record(a, result))
     return _json(_record_head(a))[:-1] + "," + result_json[1:]
 
