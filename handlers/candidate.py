@@ -103,7 +103,10 @@ class CandidateSession:
 
         if not self.archived:
             ctx.hub.add(aid, conn)
-            await ctx.attempts.claim(aid, conn.conn_id)
+            # the older connection may have committed since the load: welcome's last_id and answers must include it
+            ver = await ctx.attempts.claim(aid, conn.conn_id)
+            if ver is not None and ver != snap.ver:
+                snap = self.snap = await ctx.attempts.load(aid) or snap
             ctx.presence.add(self.exam_id, aid)
             now = ctx.clock()
             await ctx.live.present(self.exam_id, aid, now, snap.ver, engine.progress(snap.attempt, exam.total, now, snap.result))

@@ -115,7 +115,7 @@ class AttemptStore(Protocol):
 
     async def create(self, attempt: Attempt) -> bool: ...
     async def load(self, attempt_id: str) -> Snapshot | None: ...
-    async def claim(self, attempt_id: str, conn: str) -> bool: ...
+    async def claim(self, attempt_id: str, conn: str) -> int | None: ...
     async def release(self, attempt_id: str, conn: str) -> bool: ...
     async def commit(
         self,
@@ -277,10 +277,16 @@ class RedisAttempts:
         """The proctor actions recorded on the attempt, oldest first."""
         return [json.loads(x) for x in await self._redis.lrange(keys.actions(attempt_id), 0, -1)]
 
-    async def claim(self, attempt_id: str, conn: str) -> bool:
+    async def claim(self, attempt_id: str, conn: str) -> int | None:
+        """Make ``conn`` the owner (the previous owner is told to close); the attempt's version then, None if it does not exist.
+
+        From the claim on, no other connection can commit, so a snapshot at
+        that version holds every answer and request id the candidate had
+        acknowledged.
+        """
         message = json.dumps({"a": attempt_id, "k": "owner", "o": conn})
-        prev = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, message])
-        return prev is not None
+        ver = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, message])
+        return None if ver is None else int(ver)
 
     async def release(self, attempt_id: str, conn: str) -> bool:
         """Drop ownership if ``conn`` still holds it; False when a newer connection took over."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -331,3 +332,49 @@ def test_a_client_that_drops_mid_request_is_no_server_error(make_node, put_exam,
     log = node.log_text()
     assert "internal error" not in log and "Traceback" not in log, log[-3000:]
     assert '"code": 1011' not in log
+
+
+def test_welcome_last_id_counts_what_the_older_connection_committed_meanwhile(make_node, put_exam, make_token, kit, arun):
+    """A takeover racing the older connection's last answer: ``welcome.last_id`` and ``answers`` include it when applied.
+
+    The newer connection's hello lands while the older one's answer is being
+    committed; whichever wins, a resend of that id on the newer connection is
+    ``dup`` exactly when its id is <= the welcome's ``last_id``.
+    """
+    node = make_node()
+    exam = kit.make_exam("race", 5, shuffle_questions=False)
+    put_exam(node, exam)
+    qs = [q for q in exam["questions"]]
+    token = make_token("cand-race")
+
+    async def body():
+        old = kit.client(node, "race", token)
+        await old.connect()
+        await old.hello()
+        assert (await old.start(id=1))["t"] == "ack"
+        rid = 1
+        for round_ in range(40):
+            new = kit.client(node, "race", token)
+            await new.connect()
+            rid += 1
+            q = qs[round_ % len(qs)]
+            value = kit.right(q) if round_ % 2 else kit.wrong(q)
+            hello = asyncio.ensure_future(new.hello())
+            await asyncio.sleep((round_ % 10) * 0.0002)  # sweep the window: the hello's load, then its claim
+            try:
+                await old.send_request("answer", id=rid, q=q["id"], value=value)
+            except websockets.ConnectionClosed:
+                pass  # the newer connection already took over: the answer never left
+            w = await hello
+            reply = await new.answer(q["id"], value, id=rid)
+            assert reply["t"] == "ack", reply
+            if rid <= w["last_id"]:
+                assert reply.get("dup") is True, f"round {round_}: id {rid} <= last_id {w['last_id']}: {reply}"
+                assert w["answers"].get(q["id"]) == value, f"round {round_}: applied id {rid} missing from answers"
+            else:
+                assert not reply.get("dup"), f"round {round_}: id {rid} > last_id {w['last_id']} acked as dup: {reply}"
+            await old.abort()
+            old = new
+        await old.close()
+
+    arun(body())

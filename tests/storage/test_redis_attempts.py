@@ -123,11 +123,11 @@ def test_owner_check_supersedes_older_connections(redis_url):
         exam = _exam()
         a = _fresh(exam)
         await store.create(a)
-        assert await store.claim(a.id, "conn-1") is True
+        assert await store.claim(a.id, "conn-1") == 1  # the version at the claim
         snap = await store.load(a.id)
         started = engine.apply(snap.attempt, exam, engine.Start(1), now=2_000, grace_ms=0).attempt
         assert isinstance(await store.commit(snap, started, owner="conn-1"), Snapshot)
-        assert await store.claim(a.id, "conn-2") is True
+        assert await store.claim(a.id, "conn-2") == 2  # conn-1's commit counts
         snap = await store.load(a.id)
         ev = engine.apply(snap.attempt, exam, engine.Event(2, "blur"), now=2_000, grace_ms=0).attempt
         assert await store.commit(snap, ev, owner="conn-1") is Commit.SUPERSEDED
@@ -138,7 +138,7 @@ def test_owner_check_supersedes_older_connections(redis_url):
         assert (await store.load(a.id)).owner == "conn-2"
         await store.release(a.id, "conn-2")
         assert (await store.load(a.id)).owner == ""
-        assert await store.claim("f" * 32, "conn-3") is False
+        assert await store.claim("f" * 32, "conn-3") is None
         await redis.aclose()
 
     run(go())
