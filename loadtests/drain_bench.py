@@ -15,7 +15,7 @@ from storage.outbox import Outbox
 from storage.scripts import Scripts
 from storage.sqlite_results import SqliteResults
 from storage.mongo_results import MongoResults
-from tests.support import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 EXAM = engine.parse_exam(SAMPLE_EXAM, version=1)

@@ -66,8 +66,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from examwire.redis_server import EmbeddedRedis
-from tests.e2e.conftest import make_exam
-from tests.support import Node, free_port, http_json, node_env, tail
+from testkit import Node, free_port, http_json, make_exam, node_env, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -18,8 +18,8 @@ Fixture contracts (names are the public API of the test suite):
                   (full variable names; ``None`` unsets). Returns once
                   ``GET /readyz`` is 200 (20 s), else raises ``NodeStartError``
                   with the log path and its last 60 lines. All nodes are stopped
-                  at teardown. See ``tests.support.Node``.
-``http_json``     ``tests.support.http_json(method, url, *, token=None, body=None,
+                  at teardown. See ``testkit.Node``.
+``http_json``     ``testkit.http_json(method, url, *, token=None, body=None,
                   timeout=10) -> (status, json-or-text)``; never raises on 4xx/5xx.
 ``put_exam``      ``put_exam(node, exam) -> dict``: PUT /v1/exams/{id} as admin,
                   asserts 200, returns the JSON body.
@@ -31,7 +31,7 @@ Fixture contracts (names are the public API of the test suite):
                   Skips when neither is available.
 ``on_stand_in``   True when MongoDB is the ``nx-27017`` stand-in: tests xfail on its
                   known deviations only then.
-``sample_exam``   a fresh deep copy of ``tests.support.SAMPLE_EXAM`` (see
+``sample_exam``   a fresh deep copy of ``testkit.SAMPLE_EXAM`` (see
                   ``SAMPLE_RIGHT_ANSWERS``, ``SAMPLE_WRONG_ANSWERS``, ``SAMPLE_MAX_SCORE``).
 """
 
@@ -56,8 +56,8 @@ from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
 from examwire.redis_server import EmbeddedRedis
-from tests import support
-from tests.support import Node, free_port, tail
+import testkit
+from testkit import Node, free_port, tail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,11 +119,11 @@ def make_node(redis_url: str, secrets: types.SimpleNamespace, tmp_path_factory: 
     nodes: list[Node] = []
 
     def _make_node(**env: str | None) -> Node:
-        port = support.free_port()
+        port = testkit.free_port()
         data_dir = tmp_path_factory.mktemp("node")
         argv = [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
         base = {"EXAMWIRE_REDIS_URL": redis_url, "EXAMWIRE_JWT_SECRET": secrets.jwt_secret, "EXAMWIRE_SECRET": secrets.secret}
-        full_env = support.node_env(**{**base, **env})
+        full_env = testkit.node_env(**{**base, **env})
         node = Node(argv, full_env, port=port, data_dir=data_dir, cwd=REPO_ROOT)
         nodes.append(node)
         node.wait_ready()
@@ -136,8 +136,8 @@ def make_node(redis_url: str, secrets: types.SimpleNamespace, tmp_path_factory: 
 
 @pytest.fixture(name="http_json")
 def http_json_fixture() -> Callable[..., tuple[int, Any]]:
-    """``tests.support.http_json`` as a fixture."""
-    return support.http_json
+    """``testkit.http_json`` as a fixture."""
+    return testkit.http_json
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def arun() -> Callable[..., Any]:
 @pytest.fixture
 def sample_exam() -> dict[str, Any]:
     """A fresh (mutable) copy of ``SAMPLE_EXAM``: six questions, all five types."""
-    return copy.deepcopy(support.SAMPLE_EXAM)
+    return copy.deepcopy(testkit.SAMPLE_EXAM)
 
 
 # ---------------------------------------------------------------- MongoDB

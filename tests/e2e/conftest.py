@@ -19,6 +19,7 @@ from typing import Any, Callable
 import pytest
 
 from tests.e2e.client import ExamClient, attempt_url
+from testkit import make_exam
 
 #: Fields that must never appear in a delivered question (answer key, scoring data).
 SECRET_FIELDS = {"answer", "tolerance", "penalty", "scoring", "case_sensitive"}
@@ -35,56 +36,6 @@ def encoding(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-# ---------------------------------------------------------------- exam building
-_TYPES = ("single", "multiple", "true_false", "numeric", "text")
-
-
-def make_exam(
-    exam_id: str,
-    n: int,
-    *,
-    duration_s: int = 600,
-    navigation: str = "free",
-    shuffle_questions: bool = True,
-    shuffle_options: bool = True,
-    show_result: bool = True,
-    pass_percent: float = 50,
-    types_: tuple[str, ...] = _TYPES,
-) -> dict[str, Any]:
-    """An exam of ``n`` questions ``x01..xNN`` cycling through ``types_``.
-
-    Keys: single -> "c"; multiple (all_or_nothing) -> ["a", "d"]; true_false ->
-    False; numeric -> 42 (tolerance 0.5); text -> "Blue" (case-insensitive).
-    Every question is worth 1 point, no penalty.
-    """
-    questions = []
-    for i in range(n):
-        qid = f"x{i + 1:02d}"
-        kind = types_[i % len(types_)]
-        q: dict[str, Any] = {"id": qid, "type": kind, "prompt": f"Question {i + 1} ({kind})", "points": 1}
-        opts = [{"id": o, "text": f"option {o} of {qid}"} for o in "abcde"]
-        if kind == "single":
-            q.update(options=opts, answer="c")
-        elif kind == "multiple":
-            q.update(options=opts, answer=["a", "d"])
-        elif kind == "true_false":
-            q.update(answer=False)
-        elif kind == "numeric":
-            q.update(answer=42, tolerance=0.5)
-        elif kind == "text":
-            q.update(answer=["Blue"], case_sensitive=False)
-        questions.append(q)
-    return {
-        "id": exam_id,
-        "title": f"E2E {exam_id}",
-        "duration_s": duration_s,
-        "navigation": navigation,
-        "shuffle_questions": shuffle_questions,
-        "shuffle_options": shuffle_options,
-        "show_result": show_result,
-        "pass_percent": pass_percent,
-        "questions": questions,
-    }
 
 
 def right(q: dict[str, Any]) -> Any:

@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from tests.support import SAMPLE_MAX_SCORE
+from testkit import SAMPLE_MAX_SCORE
 
 pytestmark = pytest.mark.e2e
 
-# What the candidate ends up with, and why (see tests.support for the keys):
+# What the candidate ends up with, and why (see testkit.exams for the keys):
 #   q1 single   "a"            wrong, penalty 0.5          -> -0.5
 #   q2 multiple ["a","c","d"]  partial: +1 +1 -1           ->  1 (of 2)
 #   q3 tf       False, then True (last saved value wins)   ->  1

@@ -257,7 +257,7 @@ def test_issuer_checked_when_configured(make_node: Callable[..., Any], sample_ex
     issuer = "https://idp.example.org"
     n = make_node(EXAMWIRE_JWT_ISSUER=issuer)
     admin_token = make_token("test-admin", "admin", iss=issuer)
-    from tests.support import http_json
+    from testkit import http_json
 
     status, body = http_json("PUT", f"{n.base_url}/v1/exams/{EXAM}", token=admin_token, body=sample_exam)
     assert status == 200, (status, body)
@@ -273,7 +273,7 @@ def test_issuer_checked_when_configured(make_node: Callable[..., Any], sample_ex
 
 
 def test_wrong_audience_on_node_with_custom_audience(make_node: Callable[..., Any], sample_exam: dict[str, Any], make_token: Callable[..., str]) -> None:
-    from tests.support import http_json
+    from testkit import http_json
 
     n = make_node(EXAMWIRE_JWT_AUDIENCE="exams-prod")
     status, body = http_json("PUT", f"{n.base_url}/v1/exams/{EXAM}", token=make_token("adm", "admin", aud="exams-prod"), body=sample_exam)

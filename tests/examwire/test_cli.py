@@ -15,7 +15,7 @@ import time
 import jwt
 import websockets
 
-from tests.support import SAMPLE_EXAM, free_port, http_json
+from testkit import SAMPLE_EXAM, free_port, http_json
 
 
 def _env(data_dir) -> dict[str, str]:

@@ -274,7 +274,7 @@ def test_jwks_refuses_hmac_and_foreign_keys(jwks_url: str) -> None:
 
 
 def test_jwks_unreachable_is_bad_token() -> None:
-    from tests.support import free_port
+    from testkit import free_port
 
     auth = rs_auth(f"http://127.0.0.1:{free_port()}/jwks.json")
     refused(auth, jwt.encode(payload(), RSA_KEY, algorithm="RS256", headers={"kid": "k1"}))

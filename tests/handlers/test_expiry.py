@@ -11,7 +11,7 @@ from examwire.settings import Settings
 from handlers.expiry import expire, sweep_once
 from storage import keys
 from storage.attempts import attempt_id
-from tests.support import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
 
 GRACE = 500
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests import support
+import testkit
 from tests.e2e.client import ExamClient, attempt_url
 from tests.e2e.conftest import make_exam, right
 
@@ -478,7 +478,7 @@ def test_reconnects_with_a_fresh_snapshot_after_the_node_restarts(make_node, put
                                                                   tmp_path):
     node_a, node_b, exam = setup_exam(make_node, put_exam)
     proctor = make_token("proc-1", "proctor", exams=[EXAM_ID])
-    replacement: list[support.Node] = []
+    replacement: list[testkit.Node] = []
 
     def restart_a() -> None:
         """A new engine process on node A's port (the page's origin), same Redis and secrets."""
@@ -486,9 +486,9 @@ def test_reconnects_with_a_fresh_snapshot_after_the_node_restarts(make_node, put
         data_dir.mkdir()
         argv = [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1", "--port", str(node_a.port),
                 "--data-dir", str(data_dir)]
-        env = support.node_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret,
+        env = testkit.node_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret,
                                EXAMWIRE_SECRET=secrets.secret)
-        node = support.Node(argv, env, port=node_a.port, data_dir=data_dir, cwd=Path(__file__).resolve().parents[2])
+        node = testkit.Node(argv, env, port=node_a.port, data_dir=data_dir, cwd=Path(__file__).resolve().parents[2])
         replacement.append(node)
         node.wait_ready()
 

@@ -13,7 +13,7 @@ from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id
 from storage.live import RedisLive, parse_message
 from storage.scripts import Scripts
-from tests.support import SAMPLE_EXAM
+from testkit import SAMPLE_EXAM
 
 EXAM = engine.parse_exam(SAMPLE_EXAM, version=1)
 

@@ -17,7 +17,7 @@ from storage.outbox import Outbox, parse_entry
 from storage.results import StoreUnavailable
 from storage.scripts import Scripts
 from storage.sqlite_results import SqliteResults
-from tests.support import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
 
 SECRET = b"o" * 32
 EXAM = engine.parse_exam(SAMPLE_EXAM, version=1)

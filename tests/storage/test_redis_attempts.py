@@ -19,7 +19,7 @@ from storage.attempts import Commit, RedisAttempts, Snapshot, attempt_id
 from storage.exams import ExamCache
 from storage.scripts import LUA_DIR, Scripts
 from storage.sqlite_results import SqliteResults
-from tests.support import SAMPLE_EXAM
+from testkit import SAMPLE_EXAM
 
 SECRET = b"s" * 32
 

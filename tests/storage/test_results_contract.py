@@ -12,7 +12,7 @@ import pytest
 from storage.mongo_results import MongoResults
 from storage.results import MAX_RECORD_BYTES, StoreUnavailable, canonical
 from tests.storage.conftest import StoreFactory
-from tests.support import free_port
+from testkit import free_port
 
 
 def run(coro: Any, timeout: float = 60) -> Any:

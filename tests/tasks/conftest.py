@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import pytest
 
-from tests import support
+import testkit
 from tests.conftest import REPO_ROOT
 
 FAST = {
@@ -59,7 +59,7 @@ class Worker:
         self._log.close()
 
     def log(self) -> str:
-        return support.tail(self.log_path, 80)
+        return testkit.tail(self.log_path, 80)
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def make_worker(redis_url: str, secrets: Any, results_db: Path, tmp_path_factory
             "EXAMWIRE_SQLITE_PATH": str(results_db),
             **FAST,
         }
-        worker = Worker(argv, support.node_env(**{**base, **env}), data_dir / "worker.log")
+        worker = Worker(argv, testkit.node_env(**{**base, **env}), data_dir / "worker.log")
         workers.append(worker)
         return worker
 

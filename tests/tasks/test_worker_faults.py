@@ -19,7 +19,7 @@ from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id
 from storage.scripts import Scripts
 from tests.e2e.client import ExamClient, attempt_url
-from tests.support import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
 
 from .conftest import store_rows, wait_until
 

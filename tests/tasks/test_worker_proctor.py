@@ -13,7 +13,7 @@ import redis as redis_sync
 
 from storage import keys
 from tests.e2e.client import ExamClient, attempt_url
-from tests.support import SAMPLE_EXAM, http_json
+from testkit import SAMPLE_EXAM, http_json
 
 from .conftest import store_rows, wait_until
 

@@ -20,7 +20,7 @@ from pymongo import MongoClient
 from examwire.settings import Settings
 from tasks.app import create_celery
 from tests.e2e.client import ExamClient, attempt_url
-from tests.support import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, http_json
 
 from .conftest import wait_until
 

@@ -1,0 +1,128 @@
+"""A production install (``pip install .``, nothing else) runs the whole product.
+
+The engine, its embedded worker and beat, and every command start from the
+production venv, and a finished attempt reaches ``results.sqlite3``: the path
+a user of ``make serve``, the Docker image or compose takes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+
+import websockets
+
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, http_json
+
+from .conftest import REPO_ROOT
+
+
+def _wait(predicate, timeout: float, what: str, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+def _ready(port: int) -> bool:
+    try:
+        return http_json("GET", f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200
+    except OSError:
+        return False
+
+
+def _rows(db: Path) -> list[tuple[str, str]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute("SELECT attempt, exam FROM results").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        conn.close()
+
+
+async def _take_exam(port: int, token: str) -> str:
+    """Start, answer every question right, submit; return the attempt id."""
+    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/{SAMPLE_EXAM['id']}/attempt", proxy=None) as ws:
+        await ws.send(json.dumps({"t": "hello", "token": token, "v": 1}))
+        welcome = json.loads(await ws.recv())
+        assert welcome["t"] == "welcome", welcome
+        rid = welcome["last_id"]
+
+        async def request(t: str, **fields) -> dict:
+            nonlocal rid
+            rid += 1
+            await ws.send(json.dumps({"t": t, "id": rid, **fields}))
+            while True:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if msg.get("id") == rid and msg["t"] in ("ack", "error"):
+                    return msg
+
+        assert (await request("start"))["t"] == "ack"
+        for qid, value in SAMPLE_RIGHT_ANSWERS.items():
+            assert (await request("answer", q=qid, value=value))["t"] == "ack"
+        assert (await request("submit"))["t"] == "ack"
+        return welcome["attempt"]
+
+
+def test_benchmarks_import_without_the_test_extra(prod_venv) -> None:
+    """loadtests run from a checkout with only the product's dependencies (no pytest)."""
+    out = subprocess.run(
+        [str(prod_venv.python), "-c", "import loadtests.bench, loadtests.proctor_latency, loadtests.ceiling_app, testkit"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+
+
+def test_embedded_serve_persists_and_every_command_starts(prod_venv, prod_env, spawn, tmp_path) -> None:
+    data = tmp_path / "data"
+    env = prod_env(EXAMWIRE_DATA_DIR=str(data))
+    examwire = str(prod_venv.bin / "examwire")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([examwire, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    port = free_port()
+    node = spawn("serve", [examwire, "serve", "--port", str(port)], env)
+    _wait(lambda: _ready(port) or not node.alive(), 30, f"serve on {port}\n{node.log()}")
+    assert node.alive(), node.log()
+
+    exam_file = tmp_path / "sample.json"
+    exam_file.write_text(json.dumps(SAMPLE_EXAM))
+    imported = run("import", str(exam_file))
+    assert imported.returncode == 0 and "version 1" in imported.stdout, imported.stderr
+    minted = run("token", "--sub", "prod-ann", "--role", "candidate", "--exam", SAMPLE_EXAM["id"])
+    assert minted.returncode == 0, minted.stderr
+    token = minted.stdout.strip()
+
+    attempt = asyncio.run(_take_exam(port, token))
+    db = data / "results.sqlite3"
+    rows = _wait(lambda: _rows(db), 30, f"the result in {db}\n{node.log()}")
+    assert rows == [(attempt, SAMPLE_EXAM["id"])]
+
+    exported = run("export", SAMPLE_EXAM["id"], "--out-dir", str(tmp_path / "exports"))
+    assert exported.returncode == 0, exported.stderr
+    with open(exported.stdout.strip(), newline="") as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["attempt"] for r in table] == [attempt]
+
+    # a second worker and a standby beat on the embedded Redis: both start and keep running
+    worker = spawn("worker", [examwire, "worker", "--loglevel", "INFO"], env)
+    beat = spawn("beat", [examwire, "beat", "--loglevel", "INFO"], env)
+    _wait(lambda: "ready" in worker.log() or not worker.alive(), 60, f"the worker to be ready\n{worker.log()}")
+    time.sleep(2)
+    assert worker.alive(), worker.log()
+    assert beat.alive(), beat.log()
+    assert "Traceback" not in worker.log() + beat.log(), worker.log() + beat.log()
+    assert node.alive(), node.log()
