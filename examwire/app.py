@@ -11,9 +11,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Protocol
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
 
@@ -28,7 +29,7 @@ from storage.live import RedisLive
 from storage.results import ResultStore, StoreUnavailable
 from storage.scripts import Scripts
 
-from .settings import Settings
+from .settings import Settings, redacted_url
 
 log = logging.getLogger("examwire")
 
@@ -36,7 +37,8 @@ log = logging.getLogger("examwire")
 def connect_redis(url: str, *, max_connections: int) -> Redis:
     """A client on a blocking pool: callers wait for a connection instead of failing past the cap."""
     pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=10, decode_responses=True, health_check_interval=30
+        url, max_connections=max_connections, timeout=10, decode_responses=True, health_check_interval=30,
+        socket_connect_timeout=5,
     )
     return Redis.from_pool(pool)
 
@@ -95,7 +97,16 @@ async def open_results(ctx: Context) -> None:
             delay = min(30.0, delay * 2)
 
 
-def create_app(settings: Settings) -> Starlette:
+class Children(Protocol):
+    """What ``/readyz`` reads of the processes an embedded node supervises (``examwire.supervisor``)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def failing(self) -> list[str]: ...
+
+
+def create_app(settings: Settings, *, children: Children | None = None) -> Starlette:
+    """The app of one node; ``children``: the supervisor of its embedded Redis and worker, if any."""
     if settings.redis_url is None:
         raise ValueError("settings.redis_url must be set (embedded mode fills it in before building the app)")
 
@@ -104,7 +115,10 @@ def create_app(settings: Settings) -> Starlette:
         ctx = build_context(settings)
         redis, hub = ctx.redis, ctx.hub
         app.state.ctx = ctx
+        app.state.children = children
+        reachable = await _reachable(redis)
         tasks = [
+            asyncio.create_task(watch_redis(ctx, reachable), name="redis-watch"),
             asyncio.create_task(hub.run(), name="hub"),
             asyncio.create_task(sweeper(ctx), name="sweeper"),
             asyncio.create_task(open_results(ctx), name="results"),
@@ -112,12 +126,13 @@ def create_app(settings: Settings) -> Starlette:
             asyncio.create_task(ctx.watches.run(), name="watches"),
         ]
         # give the store a moment so the first requests find its tables; the node serves attempts regardless
-        await asyncio.wait({tasks[2]}, timeout=settings.store_timeout_ms / 1000 + 1)
-        try:
-            await asyncio.wait_for(hub.subscribed.wait(), timeout=10)
-        except TimeoutError:
-            log.warning('{"event":"control_channel_slow"}')
-        ctx.event("node_started", redis=_redacted(settings.redis_url))
+        await asyncio.wait({tasks[3]}, timeout=settings.store_timeout_ms / 1000 + 1)
+        if reachable:  # else /healthz answers at once and /readyz says 503 until Redis is back
+            try:
+                await asyncio.wait_for(hub.subscribed.wait(), timeout=10)
+            except TimeoutError:
+                log.warning('{"event":"control_channel_slow"}')
+        ctx.event("node_started", redis=redacted_url(settings.redis_url))
         try:
             yield
         finally:
@@ -148,9 +163,42 @@ def create_app(settings: Settings) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _redacted(url: str | None) -> str | None:
-    """The URL without a password."""
-    if url is None or "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+REDIS_CHECK_S = 2.0
+#: ``redis_unreachable`` is logged at most this often while Redis stays unreachable.
+REDIS_LOG_EVERY_S = 5.0
+
+
+async def _reachable(redis: Redis) -> bool:
+    try:
+        async with asyncio.timeout(REDIS_CHECK_S):
+            await redis.ping()
+        return True
+    except (RedisError, OSError, TimeoutError):
+        return False
+
+
+async def watch_redis(ctx: Context, reachable: bool) -> None:
+    """The one voice about Redis being unreachable: a line naming the URL every few seconds, then one when it is back.
+
+    The loops that retry on their own (sweeper, control channel, presence,
+    watches) stay quiet about connection errors, so an unreachable Redis is
+    not a flood of their failures.
+    """
+    url = redacted_url(ctx.settings.redis_url)
+    down_since: float | None = None
+    last_said = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        if not reachable:
+            now = loop.time()
+            if down_since is None:
+                down_since = now
+            if now - last_said >= REDIS_LOG_EVERY_S:
+                last_said = now
+                log.error(json.dumps({"event": "redis_unreachable", "url": url, "down_s": round(now - down_since, 1),
+                                      "message": f"cannot reach Redis at {url}; retrying"}))  # fmt: skip
+        elif down_since is not None:
+            log.warning(json.dumps({"event": "redis_reachable", "url": url, "down_s": round(loop.time() - down_since, 1)}))
+            down_since, last_said = None, 0.0
+        await asyncio.sleep(REDIS_CHECK_S if reachable else 1.0)
+        reachable = await _reachable(ctx.redis)

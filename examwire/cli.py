@@ -1,18 +1,20 @@
-"""The ``examwire`` command: serve, import, token, worker, beat, export."""
+"""The ``examwire`` command: serve, import, token, worker, beat, export, status, outbox."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import errno
+import faulthandler
 import gc
 import json
 import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
+import threading
 import time
 from importlib import resources
 from pathlib import Path
@@ -22,7 +24,7 @@ import jwt
 
 from engine import ExamInvalid, parse_exam
 
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, redacted_url
 
 DEMO_EXAM = "demo-exam.json"
 
@@ -124,45 +126,135 @@ def tune_gc(threshold: tuple[int, int, int]) -> None:
     gc.freeze()
 
 
+class ServeError(Exception):
+    """``examwire serve`` cannot start; the message says why, in one line."""
+
+
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts, so that a busy port is one clear error."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        why = "the port is already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ServeError(f"cannot listen on {host}:{port}: {why}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class _Server:
+    """uvicorn's server with two additions: a callback once it listens, and a shutdown watchdog.
+
+    The watchdog is armed by the first SIGTERM or SIGINT. uvicorn bounds the
+    graceful part (``shutdown_timeout_s``); if the node has still not finished
+    its shutdown ``WATCHDOG_GRACE_S`` later, it logs every thread's stack, stops
+    the children and exits with status 1: a node always stops.
+    """
+
+    WATCHDOG_GRACE_S = 10.0
+
+    def __init__(self, config: Any, settings: Settings, on_listening: Any, on_forced: Any) -> None:
+        import uvicorn
+
+        outer = self
+
+        class Server(uvicorn.Server):
+            async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+                await super().startup(sockets)
+                if self.started and not self.should_exit:
+                    on_listening()
+
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                outer.arm()
+                super().handle_exit(sig, frame)
+
+        self.server = Server(config)
+        self._budget = settings.shutdown_timeout_s + self.WATCHDOG_GRACE_S
+        self._on_forced = on_forced
+        self._done = threading.Event()
+        self._armed = False
+
+    def run(self, sock: socket.socket) -> None:
+        try:
+            self.server.run(sockets=[sock])
+        finally:
+            self._done.set()
+
+    def arm(self) -> None:
+        if self._armed:
+            return
+        self._armed = True
+        threading.Thread(target=self._watch, name="shutdown-watchdog", daemon=True).start()
+
+    def _watch(self) -> None:
+        if self._done.wait(self._budget):
+            return
+        log = logging.getLogger("examwire")
+        log.error(json.dumps({"event": "shutdown_forced", "after_s": self._budget, "message": "the node did not stop in time; stacks follow"}))
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        try:
+            self._on_forced()
+        finally:
+            os._exit(1)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
     from .redis_server import EmbeddedRedis
+    from .supervisor import RedisChild, Supervisor, worker_child
 
     settings = Settings.from_env(data_dir=args.data_dir)
     _configure_logging()
     # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through the
     # `finally` below so the embedded worker and Redis stop with the engine
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    embedded = None
-    worker: subprocess.Popen[bytes] | None = None
-    if settings.redis_url is None:
-        embedded = EmbeddedRedis(settings.data_dir)
-        settings = settings.with_redis(embedded.start())
-        print(f"examwire: embedded Redis on {settings.redis_url} (data in {settings.data_dir})", file=sys.stderr)
     try:
-        if embedded is not None and settings.embedded_worker:
-            worker = _start_worker(settings)
-            store = settings.mongodb_url and "MongoDB" or f"SQLite {settings.results_path}"
-            print(f"examwire: Celery worker with beat started (pid {worker.pid}); results go to {store}", file=sys.stderr)
-        if args.demo:
-            doc = demo_exam()
-            version, _, exam_id = asyncio.run(_store_exam(settings, doc))
-            base = f"http://{_display_host(args.host)}:{args.port}"
-            cand = mint_token(settings, sub="demo-candidate", role="candidate", exams=[exam_id], name="Demo Candidate", ttl=86400)
-            proc = mint_token(settings, sub="demo-proctor", role="proctor", exams=[exam_id], name="Demo Proctor", ttl=86400)
-            print(f"examwire: demo exam {exam_id!r} (version {version}) loaded", file=sys.stderr)
-            print(f"candidate WebSocket: ws{base[4:]}/v1/exams/{exam_id}/attempt", file=sys.stderr)
-            print(f"candidate token: {cand}", file=sys.stderr)
-            print(f"proctor token:   {proc}", file=sys.stderr)
-            print(f"take the exam: {base}/exam/{exam_id}#token={cand}", file=sys.stderr)
-            print(f"proctor dashboard: {base}/proctor#token={proc}&exam={exam_id}", file=sys.stderr)
+        sock = listen_socket(args.host, args.port)
+    except ServeError as exc:
+        print(f"examwire: {exc}", file=sys.stderr)
+        return 1
+    supervisor: Supervisor | None = None
+    try:
+        if settings.redis_url is None:
+            embedded = EmbeddedRedis(settings.data_dir)
+            settings = settings.with_redis(embedded.url)
+            children: list[Any] = [RedisChild(embedded)]
+            if settings.embedded_worker:
+                children.append(worker_child(settings))
+            supervisor = Supervisor(children, restart_limit=settings.child_restart_limit)
+            supervisor.start()
+            print(f"examwire: embedded Redis on {settings.redis_url} (data in {settings.data_dir})", file=sys.stderr)
+            if settings.embedded_worker:
+                store = settings.mongodb_url and "MongoDB" or f"SQLite {settings.results_path}"
+                print(f"examwire: Celery worker with beat started; results go to {store}", file=sys.stderr)
+        links = _demo_links(settings, args) if args.demo else []
+
+        def listening() -> None:
+            for line in links:
+                print(line, file=sys.stderr)
+            print(f"examwire: listening on http://{_display_host(args.host)}:{args.port}", file=sys.stderr)
             sys.stderr.flush()
+
+        def forced() -> None:
+            if supervisor is not None:
+                supervisor.close(timeout=5)
+                for pid in supervisor.pids():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
+
         config = uvicorn.Config(
-            create_app(settings),
-            host=args.host,
-            port=args.port,
+            create_app(settings, children=supervisor),
             loop="uvloop",
             ws="websockets-sansio",
             ws_per_message_deflate=False,
@@ -171,40 +263,32 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lifespan="on",
             log_level="warning",
             access_log=False,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
         tune_gc(settings.gc_threshold)
-        uvicorn.Server(config).run()
+        _Server(config, settings, listening, forced).run(sock)
     finally:
-        if worker is not None:
-            _stop_worker(worker)
-        if embedded is not None:
-            embedded.stop()
+        sock.close()
+        if supervisor is not None:
+            supervisor.close()
     return 0
 
 
-def _start_worker(settings: Settings) -> "subprocess.Popen[bytes]":
-    """``examwire worker --beat`` as a child process on the embedded Redis (embedded mode only)."""
-    env = {
-        **os.environ,
-        "EXAMWIRE_REDIS_URL": settings.redis_url or "",
-        "EXAMWIRE_SECRET": settings.secret,
-        "EXAMWIRE_JWT_SECRET": settings.jwt_secret or "",
-    }
-    argv = [sys.executable, "-m", "examwire", "worker", "--beat", "--data-dir", str(settings.data_dir)]
-    return subprocess.Popen(argv, env=env, start_new_session=True)
-
-
-def _stop_worker(worker: "subprocess.Popen[bytes]") -> None:
-    """Warm shutdown (SIGTERM: finish the running task), then SIGKILL after 15 s."""
-    if worker.poll() is not None:
-        return
-    worker.terminate()
-    try:
-        worker.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+def _demo_links(settings: Settings, args: argparse.Namespace) -> list[str]:
+    """Load the demo exam; the lines that tell how to take it and watch it (printed once the node listens)."""
+    doc = demo_exam()
+    version, _, exam_id = asyncio.run(_store_exam(settings, doc))
+    base = f"http://{_display_host(args.host)}:{args.port}"
+    cand = mint_token(settings, sub="demo-candidate", role="candidate", exams=[exam_id], name="Demo Candidate", ttl=86400)
+    proc = mint_token(settings, sub="demo-proctor", role="proctor", exams=[exam_id], name="Demo Proctor", ttl=86400)
+    return [
+        f"examwire: demo exam {exam_id!r} (version {version}) loaded",
+        f"candidate WebSocket: ws{base[4:]}/v1/exams/{exam_id}/attempt",
+        f"candidate token: {cand}",
+        f"proctor token:   {proc}",
+        f"take the exam: {base}/exam/{exam_id}#token={cand}",
+        f"proctor dashboard: {base}/proctor#token={proc}&exam={exam_id}",
+    ]
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -299,6 +383,56 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _status_settings(args: argparse.Namespace) -> Settings:
+    """The configured Redis, else the embedded one's socket (which may not answer: that is a finding)."""
+    settings = Settings.from_env(data_dir=args.data_dir)
+    if settings.redis_url is None:
+        settings = settings.with_redis(f"unix://{settings.data_dir / 'redis.sock'}")
+    return settings
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from . import status
+
+    return status.main(_status_settings(args), as_json=args.json, role=args.local)
+
+
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from redis.exceptions import RedisError
+
+    from storage import outbox
+    from storage.scripts import Scripts
+
+    from .app import connect_redis
+
+    settings = _status_settings(args)
+
+    async def run() -> Any:
+        redis = connect_redis(settings.redis_url or "", max_connections=4)
+        try:
+            if args.action == "dead":
+                return await outbox.dead_letters(redis, args.limit)
+            return await outbox.requeue_dead(Scripts.register(redis), args.limit)
+        finally:
+            await redis.aclose()
+
+    try:
+        done = asyncio.run(run())
+    except (RedisError, OSError) as exc:
+        print(f"examwire: Redis unreachable at {redacted_url(settings.redis_url)}: {type(exc).__name__}", file=sys.stderr)
+        return 2
+    if args.action == "dead":
+        if args.json:
+            print(json.dumps(done, indent=2))
+        else:
+            for row in done:
+                print(f"{row['id']}  attempt {row['attempt']}  {row['reason']}")
+            print(f"{len(done)} dead-lettered entr{'y' if len(done) == 1 else 'ies'}" + (" shown" if len(done) == args.limit else ""))
+        return 0
+    print(f"requeued {done} dead-lettered entr{'y' if done == 1 else 'ies'}; the next drain persists them")
+    return 0
+
+
 def _display_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
@@ -346,6 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--out-dir", default=None, help="default: <data dir>/exports")
     exp.add_argument("--data-dir", default=None)
     exp.set_defaults(func=cmd_export)
+
+    st = sub.add_parser("status", help="the deployment's health; exit 0 ok, 1 degraded, 2 Redis unreachable")
+    st.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    st.add_argument("--local", choices=["worker", "beat"], default=None,
+                    help="check only this host's worker (answers a ping) or beat (fresh heartbeat): container health checks")  # fmt: skip
+    st.add_argument("--data-dir", default=None)
+    st.set_defaults(func=cmd_status)
+
+    box = sub.add_parser("outbox", help="the results outbox's dead letters: list them, or requeue them after a fix")
+    box.add_argument("action", choices=["dead", "retry-dead"])
+    box.add_argument("--limit", type=int, default=1000, help="at most this many entries (default 1000)")
+    box.add_argument("--json", action="store_true")
+    box.add_argument("--data-dir", default=None)
+    box.set_defaults(func=cmd_outbox)
     return parser
 
 

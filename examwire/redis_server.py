@@ -35,7 +35,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-__all__ = ["EmbeddedRedis", "RedisServerError", "find_redis_server"]
+__all__ = ["EmbeddedRedis", "RedisServerError", "die_with_parent", "find_redis_server"]
 
 ENV_OVERRIDE = "EXAMWIRE_REDIS_SERVER"
 SOCKET_NAME = "redis.sock"
@@ -102,7 +102,8 @@ def _answers(socket_path: Path, timeout: float = 0.5) -> bool:
         client.close()
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG)."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except Exception:
@@ -173,7 +174,7 @@ class EmbeddedRedis:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C goes to the embedding process, which stops us in order
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             self._wait_ready()
         except BaseException:

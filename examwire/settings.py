@@ -127,6 +127,13 @@ class Settings:
     event_rate_per_s: float = 1.0
     event_burst: int = 10
     backlog: int = 4096
+    shutdown_timeout_s: int = 10
+    heartbeat_interval_ms: int = 5000
+    worker_stale_s: int = 30
+    outbox_stale_s: int = 60
+    readyz_fail_degraded: bool = False
+    beat_lock_ttl_s: int = 30
+    child_restart_limit: int = 5
     gc_threshold: tuple[int, int, int] = DEFAULT_GC_THRESHOLD
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
@@ -212,6 +219,13 @@ class Settings:
             event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
             event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
             backlog=_int(env, "EXAMWIRE_BACKLOG", 4096, low=64, high=65_535),
+            shutdown_timeout_s=_int(env, "EXAMWIRE_SHUTDOWN_TIMEOUT_S", 10, low=1, high=600),
+            heartbeat_interval_ms=_int(env, "EXAMWIRE_HEARTBEAT_INTERVAL_MS", 5000, low=100, high=60_000),
+            worker_stale_s=_int(env, "EXAMWIRE_WORKER_STALE_S", 30, low=1, high=86_400),
+            outbox_stale_s=_int(env, "EXAMWIRE_OUTBOX_STALE_S", 60, low=1, high=86_400),
+            readyz_fail_degraded=_bool(env, "EXAMWIRE_READYZ_FAIL_DEGRADED", False),
+            beat_lock_ttl_s=_int(env, "EXAMWIRE_BEAT_LOCK_TTL_S", 30, low=2, high=3600),
+            child_restart_limit=_int(env, "EXAMWIRE_CHILD_RESTART_LIMIT", 5, low=1, high=1000),
             gc_threshold=_gc_threshold(env.get("EXAMWIRE_GC_THRESHOLD")),
         )
 
@@ -258,3 +272,12 @@ def celery_url(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+socket://" + redis_url[len("unix://"):]
     return redis_url
+
+
+def redacted_url(url: str | None) -> str | None:
+    """``url`` without its password (for logs and status output)."""
+    if url is None or "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+

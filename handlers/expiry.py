@@ -17,6 +17,7 @@ import engine
 from engine import Refused, State
 from storage import keys
 from storage.attempts import Commit, Snapshot
+from storage.health import connection_lost
 
 from .context import Context
 
@@ -92,8 +93,9 @@ async def sweeper(ctx: Context) -> None:
             n = await sweep_once(ctx)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # Redis down: keep trying
-            log.warning('{"event":"sweep_failed","error":"%s"}', type(exc).__name__)
+        except Exception as exc:  # keep trying; an unreachable Redis is reported once by the node's Redis watch
+            if not connection_lost(exc):
+                log.warning('{"event":"sweep_failed","error":"%s"}', type(exc).__name__)
             n = 0
         if n < SWEEP_BATCH:
             await asyncio.sleep(interval)

@@ -7,6 +7,7 @@ attempts: nothing on the answer path touches the store).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -14,6 +15,7 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from storage import health
 from storage.attempts import from_record
 from storage.results import StoreUnavailable
 
@@ -25,6 +27,8 @@ from .context import Context
 from .reports import analysis, csv_chunks
 
 MAX_EXAM_BYTES = 8 * 1024 * 1024
+#: ``/readyz`` answers within about this long, whatever Redis or the store do.
+READY_CHECK_S = 3.0
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -44,17 +48,39 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready while Redis answers; says whether finished attempts are reaching the results store.
+
+    ``persistence`` is ``"degraded"`` when no worker has beaten for
+    ``worker_stale_s``, the oldest outbox entry is older than
+    ``outbox_stale_s``, or an embedded child keeps dying. The node still
+    serves candidates then (answers are safe in Redis), so the status stays
+    200 unless ``readyz_fail_degraded`` is set.
+    """
     ctx: Context = request.app.state.ctx
+    s = ctx.settings
     try:
-        await ctx.redis.ping()
-    except (RedisError, OSError):
-        return JSONResponse({"status": "unavailable", "redis": False}, status_code=503)
+        async with asyncio.timeout(READY_CHECK_S):
+            await ctx.redis.ping()
+            facts = await health.read(ctx.redis)
+    except (RedisError, OSError, TimeoutError):
+        return JSONResponse({"status": "unavailable", "redis": False, "node": s.node_id}, status_code=503)
     try:
-        await ctx.results.ping()
+        async with asyncio.timeout(READY_CHECK_S):
+            await ctx.results.ping()
         store = True
-    except StoreUnavailable:
+    except (StoreUnavailable, TimeoutError):
         store = False  # attempts are still served; results wait in the outbox
-    return JSONResponse({"status": "ready", "redis": True, "store": store, "node": ctx.settings.node_id})
+    problems = facts.problems(worker_stale_ms=s.worker_stale_s * 1000, outbox_stale_ms=s.outbox_stale_s * 1000)
+    body: dict[str, Any] = {"status": "ready", "redis": True, "store": store, "node": s.node_id}
+    children = getattr(request.app.state, "children", None)
+    if children is not None:
+        body["children"] = children.status()
+        problems += [f"embedded {name} keeps exiting" for name in children.failing()]
+    body.update(persistence="degraded" if problems else "ok", problems=problems, **facts.to_json())
+    if problems and s.readyz_fail_degraded:
+        body["status"] = "unavailable"
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(body)
 
 
 async def put_exam(request: Request) -> Response:

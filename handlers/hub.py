@@ -89,6 +89,7 @@ class Hub:
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                log.warning(json.dumps({"event": "control_channel_lost", "error": type(exc).__name__}))
+                if self.subscribed.is_set() and backoff == 0.1:  # once per loss; an unreachable Redis is reported by the node's Redis watch
+                    log.warning(json.dumps({"event": "control_channel_lost", "error": type(exc).__name__}))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

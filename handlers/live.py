@@ -26,6 +26,7 @@ from redis.exceptions import RedisError
 import engine
 from storage import keys
 from storage.attempts import from_record
+from storage.health import connection_lost
 from storage.live import parse_message
 from storage.results import StoreUnavailable, all_results
 
@@ -81,7 +82,8 @@ class Presence:
             try:
                 await self.beat_once(ctx)
             except (RedisError, OSError) as exc:
-                log.warning(json.dumps({"event": "presence_beat_failed", "error": type(exc).__name__}))
+                if not connection_lost(exc):
+                    log.warning(json.dumps({"event": "presence_beat_failed", "error": type(exc).__name__}))
 
 
 class Watch:
@@ -291,7 +293,8 @@ class Watch:
             try:
                 await ctx.live.reap(self.exam_id, ctx.clock() - ctx.settings.presence_stale_ms)
             except (RedisError, OSError) as exc:
-                log.warning(json.dumps({"event": "presence_reap_failed", "error": type(exc).__name__}))
+                if not connection_lost(exc):
+                    log.warning(json.dumps({"event": "presence_reap_failed", "error": type(exc).__name__}))
 
 
 class Watches:

@@ -32,6 +32,18 @@ OUTBOX_GROUP = "persist"
 #: Stream of outbox entries the store rejected for good (bad record), with the reason.
 OUTBOX_DEAD = f"{PREFIX}:{{outbox}}:dead"
 
+#: Sorted set: member = a Celery worker's name, score = its last heartbeat (ms,
+#: Redis server clock; ``heartbeat.lua``). Read by ``/readyz`` and ``examwire status``.
+WORKERS = f"{PREFIX}:{{health}}:workers"
+
+#: Sorted set: member = a beat process's name (``host:pid``), score = its last
+#: heartbeat, whether it holds ``BEAT_LOCK`` or stands by.
+BEATS = f"{PREFIX}:{{health}}:beats"
+
+#: String with a time to live: the name of the one beat allowed to schedule
+#: (``beat_lock.lua`` takes and renews it, ``beat_unlock.lua`` releases it).
+BEAT_LOCK = f"{PREFIX}:{{health}}:beat"
+
 
 def attempt(attempt_id: str) -> str:
     """Hash of the attempt's scalar fields (state, times, last_id, owner, ver…)."""

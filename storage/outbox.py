@@ -229,3 +229,17 @@ class Outbox:
                 pipe.xack(keys.OUTBOX, keys.OUTBOX_GROUP, entry_id)
                 pipe.xdel(keys.OUTBOX, entry_id)
                 await pipe.execute()
+
+
+async def dead_letters(redis: Redis, limit: int = 100) -> list[dict[str, str]]:
+    """The oldest ``limit`` dead-lettered entries: ``id``, ``attempt``, ``entry`` (its outbox id) and ``reason``."""
+    out = []
+    for entry_id, fields in await redis.xrange(keys.OUTBOX_DEAD, count=limit):
+        out.append({"id": entry_id, "attempt": fields.get("attempt", ""), "entry": fields.get("entry", ""), "reason": fields.get("reason", "")})
+    return out
+
+
+async def requeue_dead(scripts: Scripts, limit: int = 10_000) -> int:
+    """Move up to ``limit`` dead-lettered entries back to the outbox (after their cause was fixed); return how many."""
+    return int(await scripts.requeue_dead(keys=[keys.OUTBOX_DEAD, keys.OUTBOX], args=[limit]))
+

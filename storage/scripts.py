@@ -123,6 +123,7 @@ class Scripts:
     absent: Script
     beat: Script
     reap: Script
+    requeue_dead: Script
 
     @classmethod
     def register(cls, redis: Redis) -> "Scripts":

@@ -1,7 +1,9 @@
 """The Celery app factory: broker and backend on Redis, the tasks, and beat's schedule.
 
 ``create_celery(settings)`` builds a fresh app (no module-level app); the
-``examwire worker`` and ``examwire beat`` commands run it. Task names are
+``examwire worker`` and ``examwire beat`` commands run it. Workers write
+heartbeats to Redis, and beat schedules only while it holds the beat lock
+(``tasks/health.py``). Task names are
 stable (``examwire.*``) so other services can send them by name.
 
 Tasks:
@@ -24,6 +26,7 @@ from examwire.settings import Settings
 from storage.results import StoreUnavailable
 
 from . import jobs
+from .health import heartbeat_step, locked_scheduler
 from .runtime import Resources, Runtime
 
 
@@ -44,6 +47,9 @@ def create_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         worker_prefetch_multiplier=1,
         worker_send_task_events=False,
+        # one beat per deployment: beat schedules only while it holds the Redis lock (tasks/health.py)
+        beat_scheduler=locked_scheduler(settings),
+        beat_max_loop_interval=max(1, settings.beat_lock_ttl_s // 3),
         beat_schedule={
             # a drain or sweep that waited past its interval is dropped: the next one does its work
             "drain-outbox": {"task": "examwire.drain", "schedule": drain_s, "options": {"expires": max(1.0, 2 * drain_s)}},
@@ -55,6 +61,7 @@ def create_celery(settings: Settings) -> Celery:
             },
         },
     )
+    app.steps["worker"].add(heartbeat_step(settings))
     runtime = Runtime(settings)
     budget = max(1.0, min(30.0, 5 * drain_s))
 

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+def _not_sources(directory: str, names: list[str]) -> set[str]:
+    """What a build context leaves out (.dockerignore's spirit): VCS, venvs, build output, local state."""
+    skip = {"__pycache__", "node_modules"}
+    if Path(directory) == REPO_ROOT:
+        skip |= {".git", "build", "dist", "tests", "test-artifacts", "data", ".examwire"}
+    return {n for n in names if n in skip or n.startswith(".venv") or n.endswith((".egg-info", ".sock", ".pyc"))}
+
+
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, **kw)
 
@@ -48,14 +57,19 @@ def prod_venv(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace
     if given:
         root = Path(given)
     else:
-        root = tmp_path_factory.mktemp("prod") / "venv"
+        work = tmp_path_factory.mktemp("prod")
+        root = work / "venv"
+        # build from a copy of the sources, as `docker build` does from its context: an in-tree
+        # build would leave build/ behind, whose stale files a later build would package
+        src = work / "src"
+        shutil.copytree(REPO_ROOT, src, ignore=_not_sources)
         # the base interpreter, not this test venv's: nothing of the test venv may leak in
         base = getattr(sys, "_base_executable", sys.executable)
         made = _run([base, "-m", "venv", str(root)], timeout=120)
         assert made.returncode == 0, made.stderr
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
         built = _run(
-            [str(root / "bin" / "pip"), "install", "-q", "--no-input", "--disable-pip-version-check", str(REPO_ROOT)],
+            [str(root / "bin" / "pip"), "install", "-q", "--no-input", "--disable-pip-version-check", str(src)],
             env=env, timeout=900, cwd=root.parent,
         )  # fmt: skip
         assert built.returncode == 0, f"pip install . failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}"

@@ -134,6 +134,8 @@ def test_serve_demo_prints_working_tokens(tmp_path):
             if not line:
                 break
             lines.append(line.strip())
+        # the links appear only once the node listens: the first request after them is answered
+        assert http_json("GET", f"http://127.0.0.1:{port}/healthz", timeout=2)[0] == 200
         tokens = dict(re.match(r"(candidate|proctor) token:\s+(\S+)", line).groups() for line in lines if " token:" in line)
         assert set(tokens) == {"candidate", "proctor"}, lines
         _wait_ready(port)

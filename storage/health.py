@@ -1,0 +1,209 @@
+"""The persistence path's health, kept in Redis: outbox, dead letters, worker and beat heartbeats.
+
+Workers and beats write heartbeats (``heartbeat.lua``, scored by the Redis
+server's clock); ``read`` gathers every fact in one pipeline, with ages taken
+against that same clock, so nodes and operators on any host agree. Read by
+``/readyz`` on every probe and by ``examwire status``.
+
+The one-beat rule lives here too: ``BeatLock`` is a Redis lock with a time to
+live that its holder renews; any other beat stands by until it expires.
+
+``Heartbeat`` and ``BeatLock`` are synchronous: they run in Celery's worker
+and beat processes, which have no event loop of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis as redis_sync
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import keys
+from .scripts import source
+
+log = logging.getLogger("examwire.health")
+
+#: Heartbeats silent this long are forgotten (a worker that was scaled away).
+FORGET_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Persistence:
+    """What stands between a finished attempt and the results store, as Redis sees it now."""
+
+    now_ms: int
+    outbox: int  # entries not yet persisted
+    pending: int  # of those, delivered to a worker and not yet acknowledged
+    oldest_ms: int | None  # when the oldest entry was queued (None: the outbox is empty)
+    dead: int  # entries the store refused for good (``examwire outbox retry-dead``)
+    workers: dict[str, int] = field(default_factory=dict)  # worker name -> last heartbeat (ms)
+    beats: dict[str, int] = field(default_factory=dict)  # beat name -> last heartbeat (ms)
+    beat_holder: str | None = None  # the beat that schedules (holds the lock)
+    beat_lock_ms: int | None = None  # the lock's time to live left
+
+    @property
+    def oldest_age_ms(self) -> int | None:
+        return None if self.oldest_ms is None else max(0, self.now_ms - self.oldest_ms)
+
+    @property
+    def worker_age_ms(self) -> int | None:
+        """Age of the newest worker heartbeat (None: no worker ever beat, or all were forgotten)."""
+        return max(0, self.now_ms - max(self.workers.values())) if self.workers else None
+
+    def worker_ages_ms(self) -> dict[str, int]:
+        return {name: max(0, self.now_ms - t) for name, t in sorted(self.workers.items())}
+
+    def beat_ages_ms(self) -> dict[str, int]:
+        return {name: max(0, self.now_ms - t) for name, t in sorted(self.beats.items())}
+
+    def problems(self, *, worker_stale_ms: int, outbox_stale_ms: int) -> list[str]:
+        """Why results are not reaching the store (empty: they are)."""
+        out = []
+        age = self.worker_age_ms
+        if age is None:
+            out.append("no worker heartbeat")
+        elif age > worker_stale_ms:
+            out.append(f"no worker heartbeat for {age / 1000:.0f} s (limit {worker_stale_ms / 1000:g} s)")
+        oldest = self.oldest_age_ms
+        if oldest is not None and oldest > outbox_stale_ms:
+            out.append(f"oldest outbox entry is {oldest / 1000:.0f} s old (limit {outbox_stale_ms / 1000:g} s)")
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "outbox": self.outbox,
+            "pending": self.pending,
+            "oldest_age_s": _seconds(self.oldest_age_ms),
+            "dead_letters": self.dead,
+            "worker_heartbeat_age_s": _seconds(self.worker_age_ms),
+        }
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Redis cannot be reached at all. A node reports that once, in its Redis watch
+    (``redis_unreachable``); loops that retry on their own stay quiet about it."""
+    return isinstance(exc, (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError))
+
+
+def _seconds(ms: int | None) -> float | None:
+    return None if ms is None else round(ms / 1000, 3)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def read(redis: Redis) -> Persistence:
+    """Every fact of ``Persistence`` in one round trip; raises ``RedisError`` when Redis cannot answer."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.time()
+        pipe.xlen(keys.OUTBOX)
+        pipe.xrange(keys.OUTBOX, count=1)
+        pipe.xpending(keys.OUTBOX, keys.OUTBOX_GROUP)
+        pipe.xlen(keys.OUTBOX_DEAD)
+        pipe.zrange(keys.WORKERS, 0, -1, withscores=True)
+        pipe.zrange(keys.BEATS, 0, -1, withscores=True)
+        pipe.get(keys.BEAT_LOCK)
+        pipe.pttl(keys.BEAT_LOCK)
+        replies = await pipe.execute(raise_on_error=False)
+    now, length, first, pending, dead, workers, beats, holder, ttl = replies
+    for reply in replies:
+        if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
+            continue  # no drain has run yet: nothing is pending
+        if isinstance(reply, BaseException):
+            raise reply
+    seconds, micros = now
+    oldest = int(_text(first[0][0]).partition("-")[0]) if first else None
+    return Persistence(
+        now_ms=int(seconds) * 1000 + int(micros) // 1000,
+        outbox=int(length),
+        pending=0 if isinstance(pending, BaseException) else int(pending["pending"]),
+        oldest_ms=oldest,
+        dead=int(dead),
+        workers={_text(m): int(s) for m, s in workers},
+        beats={_text(m): int(s) for m, s in beats},
+        beat_holder=_text(holder) if holder is not None else None,
+        beat_lock_ms=int(ttl) if holder is not None and int(ttl) >= 0 else None,
+    )
+
+
+def sync_client(url: str, timeout_s: float = 5.0) -> redis_sync.Redis:
+    """A blocking client for the Celery side (worker and beat processes have no event loop)."""
+    return redis_sync.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+
+
+class Heartbeat:
+    """Writes ``name`` into the heartbeat set ``key`` every ``interval_s`` from a daemon thread."""
+
+    def __init__(self, client: redis_sync.Redis, key: str, name: str, interval_s: float) -> None:
+        self.key = key
+        self.name = name
+        self._client = client
+        self._script = client.register_script(source("heartbeat"))
+        self._interval = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failing = False
+
+    def beat_once(self) -> bool:
+        """One heartbeat; False (logged once per outage) when Redis cannot take it."""
+        try:
+            self._script(keys=[self.key], args=[self.name, FORGET_MS])
+        except (RedisError, OSError) as exc:
+            if not self._failing:
+                log.warning(json.dumps({"event": "heartbeat_failed", "name": self.name, "error": type(exc).__name__}))
+            self._failing = True
+            return False
+        self._failing = False
+        return True
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"heartbeat:{self.name}", daemon=True)
+            self._thread.start()
+
+    def stop(self, *, forget: bool = True) -> None:
+        """Stop beating; ``forget`` removes the name, so a clean stop is not mistaken for a dead process."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self._interval + 5)
+            self._thread = None
+        if forget:
+            try:
+                self._client.zrem(self.key, self.name)
+            except (RedisError, OSError):
+                pass
+
+    def _run(self) -> None:
+        while True:
+            self.beat_once()
+            if self._stop.wait(self._interval):
+                return
+
+
+class BeatLock:
+    """The scheduler lock: ``hold()`` takes or renews it; the holder's name is its value."""
+
+    def __init__(self, client: redis_sync.Redis, name: str, ttl_ms: int) -> None:
+        self.name = name
+        self.ttl_ms = ttl_ms
+        self._take = client.register_script(source("beat_lock"))
+        self._release = client.register_script(source("beat_unlock"))
+
+    def hold(self) -> tuple[bool, str | None, int | None]:
+        """``(True, name, None)`` when this process holds the lock now, else ``(False, holder, ms left)``."""
+        reply = self._take(keys=[keys.BEAT_LOCK], args=[self.name, self.ttl_ms])
+        if int(reply[0]) == 1:
+            return True, self.name, None
+        return False, _text(reply[1]), int(reply[2])
+
+    def release(self) -> bool:
+        return bool(self._release(keys=[keys.BEAT_LOCK], args=[self.name]))
