@@ -151,7 +151,7 @@ def listen_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _Server:
+class NodeServer:
     """uvicorn's server with two additions: a callback once it listens, and a shutdown watchdog.
 
     The watchdog is armed by the first SIGTERM or SIGINT. uvicorn bounds the
@@ -266,7 +266,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
         tune_gc(settings.gc_threshold)
-        _Server(config, settings, listening, forced).run(sock)
+        NodeServer(config, settings, listening, forced).run(sock)
     finally:
         sock.close()
         if supervisor is not None:

@@ -117,12 +117,21 @@ def test_embedded_serve_persists_and_every_command_starts(prod_venv, prod_env, s
         table = list(csv.DictReader(fh))
     assert [r["attempt"] for r in table] == [attempt]
 
-    # a second worker and a standby beat on the embedded Redis: both start and keep running
+    # a second worker and a standby beat on the embedded Redis: both start, and status sees them
     worker = spawn("worker", [examwire, "worker", "--loglevel", "INFO"], env)
     beat = spawn("beat", [examwire, "beat", "--loglevel", "INFO"], env)
-    _wait(lambda: "ready" in worker.log() or not worker.alive(), 60, f"the worker to be ready\n{worker.log()}")
-    time.sleep(2)
-    assert worker.alive(), worker.log()
-    assert beat.alive(), beat.log()
+
+    def both_workers() -> dict | None:
+        out = run("status", "--json")
+        report = json.loads(out.stdout) if out.stdout.startswith("{") else {}
+        return report if len(report.get("workers", {}).get("answered_ping", [])) == 2 else None
+
+    report = _wait(both_workers, 60, f"two workers answering\n{worker.log()}")
+    assert report["status"] == "ok" and report["redis"]["aof"] is True, report
+    assert report["results_store"]["reachable"] is True and report["outbox"] == 0
+    _wait(lambda: "beat_standby" in beat.log(), 30, f"the second beat to stand by\n{beat.log()}")
+    assert run("status").returncode == 0
+    assert run("status", "--local", "worker").returncode == 0
+    assert run("status", "--local", "beat").returncode == 0
+    assert worker.alive() and beat.alive() and node.alive()
     assert "Traceback" not in worker.log() + beat.log(), worker.log() + beat.log()
-    assert node.alive(), node.log()

@@ -1,0 +1,45 @@
+"""compose.yaml is valid and wires what the deployment needs (offline: no Docker engine here)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from examwire.settings import Settings
+
+from .conftest import REPO_ROOT
+
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO_ROOT / "compose.yaml").read_text())
+
+
+def test_compose_config_is_valid() -> None:
+    exe = shutil.which("docker-compose")
+    if exe is None:
+        if os.environ.get("CI"):
+            pytest.fail("docker-compose is not installed: .ci/run installs it to validate compose.yaml")
+        pytest.skip("docker-compose not installed")
+    env = {**os.environ, "EXAMWIRE_JWT_SECRET": "x" * 40, "EXAMWIRE_SECRET": "y" * 40}
+    out = subprocess.run([exe, "-f", str(REPO_ROOT / "compose.yaml"), "config", "-q"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_workers_and_beat_are_health_checked_by_examwire_status() -> None:
+    services = _compose()["services"]
+    assert services["worker"]["healthcheck"]["test"] == ["CMD", "examwire", "status", "--local", "worker"]
+    assert services["beat"]["healthcheck"]["test"] == ["CMD", "examwire", "status", "--local", "beat"]
+
+
+def test_an_engine_stops_inside_its_grace_period() -> None:
+    """The node's bounded shutdown (and the watchdog behind it) ends before compose would SIGKILL it."""
+    from examwire.cli import NodeServer
+
+    grace = _compose()["services"]["engine"]["stop_grace_period"]
+    assert grace.endswith("s")
+    default = Settings.__dataclass_fields__["shutdown_timeout_s"].default
+    assert default + NodeServer.WATCHDOG_GRACE_S < int(grace[:-1])
