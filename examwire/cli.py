@@ -155,9 +155,10 @@ class NodeServer:
     """uvicorn's server with two additions: a callback once it listens, and a shutdown watchdog.
 
     The watchdog is armed by the first SIGTERM or SIGINT. uvicorn bounds the
-    graceful part (``shutdown_timeout_s``); if the node has still not finished
-    its shutdown ``WATCHDOG_GRACE_S`` later, it logs every thread's stack, stops
-    the children and exits with status 1: a node always stops.
+    graceful part (``shutdown_timeout_s``); if the node, children included, has
+    still not finished its shutdown ``WATCHDOG_GRACE_S`` later, it logs every
+    thread's stack, kills the children and exits with status 1: a node always
+    stops.
     """
 
     WATCHDOG_GRACE_S = 10.0
@@ -184,10 +185,11 @@ class NodeServer:
         self._armed = False
 
     def run(self, sock: socket.socket) -> None:
-        try:
-            self.server.run(sockets=[sock])
-        finally:
-            self._done.set()
+        self.server.run(sockets=[sock])
+
+    def finished(self) -> None:
+        """The node, children included, has stopped: the watchdog stands down."""
+        self._done.set()
 
     def arm(self) -> None:
         if self._armed:
@@ -225,6 +227,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"examwire: {exc}", file=sys.stderr)
         return 1
     supervisor: Supervisor | None = None
+    server: NodeServer | None = None
     try:
         if settings.redis_url is None:
             embedded = EmbeddedRedis(settings.data_dir)
@@ -266,11 +269,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
         tune_gc(settings.gc_threshold)
-        NodeServer(config, settings, listening, forced).run(sock)
+        server = NodeServer(config, settings, listening, forced)
+        server.run(sock)
     finally:
         sock.close()
         if supervisor is not None:
             supervisor.close()
+        if server is not None:
+            server.finished()
     return 0
 
 

@@ -189,6 +189,7 @@ class _Watch:
     exits: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=1000))
     last_exit: str | None = None
     restart_at: float | None = None
+    last_pid: int | None = None  # kept through a stop, for a forced exit to kill
 
 
 class Supervisor:
@@ -225,7 +226,8 @@ class Supervisor:
             thread.join(timeout)
 
     def pids(self) -> list[int]:
-        return [p for w in self._watches if (p := w.child.pid()) is not None]
+        """Every child process started and not known to be reaped (the last one of each child)."""
+        return [p for w in self._watches if (p := w.last_pid) is not None]
 
     def failing(self) -> list[str]:
         """The children that keep dying (``restart_limit`` exits within ten minutes)."""
@@ -258,7 +260,7 @@ class Supervisor:
         try:
             for w in self._watches:
                 w.child.start()
-                w.started_at, w.running = time.monotonic(), True
+                w.started_at, w.running, w.last_pid = time.monotonic(), True, w.child.pid()
                 started.append(w)
         except BaseException as exc:
             self._start_error = exc
@@ -309,6 +311,7 @@ class Supervisor:
             with self._lock:
                 w.started_at, w.running, w.restart_at = time.monotonic(), True, None
                 w.restarts += 1
+                w.last_pid = w.child.pid()
             log.warning(json.dumps({"event": "child_restarted", "child": w.child.name, "pid": w.child.pid(), "restarts": w.restarts}))
 
     def _stop_all(self, watches: list[_Watch]) -> None:
@@ -317,5 +320,6 @@ class Supervisor:
                 w.child.stop(self.stop_timeout)
             except Exception as exc:  # keep stopping the others
                 log.error(json.dumps({"event": "child_stop_failed", "child": w.child.name, "error": str(exc)[:300]}))
+                continue
             with self._lock:
-                w.running = False
+                w.running, w.last_pid = False, None

@@ -207,3 +207,23 @@ def test_a_busy_port_is_one_clear_error_and_starts_nothing(tmp_path) -> None:
     lines = [line for line in (out.stdout + out.stderr).splitlines() if line.strip()]
     assert lines == [f"examwire: cannot listen on 127.0.0.1:{port}: the port is already in use"], lines
     assert not (tmp_path / "data" / "redis.sock").exists()
+
+
+@pytest.mark.timeout(120)
+def test_a_node_whose_children_hang_is_forced_out_within_the_bound(tmp_path) -> None:
+    """The shutdown watchdog: children that ignore SIGTERM (stopped) cannot keep the node alive."""
+    node = _embedded(tmp_path, EXAMWIRE_SHUTDOWN_TIMEOUT_S="1")
+    children = _ready(node)["children"]
+    pids = [children["redis"]["pid"], children["worker"]["pid"]]
+    for pid in pids:
+        os.killpg(pid, signal.SIGSTOP)  # hung: SIGTERM and SHUTDOWN go unanswered
+    started = time.monotonic()
+    node.proc.send_signal(signal.SIGTERM)
+    code = node.proc.wait(timeout=60)
+    took = time.monotonic() - started
+    assert code == 1, node.log_text()[-3000:]
+    assert took < 1 + 10 + 10, took  # the graceful bound, the watchdog's grace, and the forced stop's own 5 s join
+    forced = _events(node, "shutdown_forced")
+    assert len(forced) == 1 and forced[0]["after_s"] == 11
+    assert "Thread" in node.log_text()  # the stacks, for whoever investigates
+    _wait(lambda: not any(_alive(p) for p in pids), 10, "the hung children killed")
