@@ -7,7 +7,7 @@ nothing outside ``tests/`` imports ``tests``.
 """
 
 from .exams import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, make_exam
-from .processes import Node, NodeStartError, free_port, http_json, node_env, tail
+from .processes import Node, NodeStartError, free_port, http_json, node_env, tail, wait_until
 
 __all__ = [
     "SAMPLE_EXAM",
@@ -21,4 +21,5 @@ __all__ = [
     "http_json",
     "node_env",
     "tail",
+    "wait_until",
 ]

@@ -17,7 +17,7 @@ import urllib.error
 import urllib.request
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def http_json(
@@ -60,6 +60,18 @@ def http_json(
         return status, json.loads(text)
     except ValueError:
         return status, text
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, *, every: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); raise ``AssertionError`` naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
 
 
 def free_port() -> int:

@@ -17,20 +17,9 @@ from pathlib import Path
 
 import websockets
 
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, http_json, wait_until
 
 from .conftest import REPO_ROOT
-
-
-def _wait(predicate, timeout: float, what: str, every: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 def _ready(port: int) -> bool:
@@ -95,7 +84,7 @@ def test_embedded_serve_persists_and_every_command_starts(prod_venv, prod_env, s
 
     port = free_port()
     node = spawn("serve", [examwire, "serve", "--port", str(port)], env)
-    _wait(lambda: _ready(port) or not node.alive(), 30, f"serve on {port}\n{node.log()}")
+    wait_until(lambda: _ready(port) or not node.alive(), 30, f"serve on {port}\n{node.log()}")
     assert node.alive(), node.log()
 
     exam_file = tmp_path / "sample.json"
@@ -108,7 +97,7 @@ def test_embedded_serve_persists_and_every_command_starts(prod_venv, prod_env, s
 
     attempt = asyncio.run(_take_exam(port, token))
     db = data / "results.sqlite3"
-    rows = _wait(lambda: _rows(db), 30, f"the result in {db}\n{node.log()}")
+    rows = wait_until(lambda: _rows(db), 30, f"the result in {db}\n{node.log()}")
     assert rows == [(attempt, SAMPLE_EXAM["id"])]
 
     exported = run("export", SAMPLE_EXAM["id"], "--out-dir", str(tmp_path / "exports"))
@@ -126,10 +115,10 @@ def test_embedded_serve_persists_and_every_command_starts(prod_venv, prod_env, s
         report = json.loads(out.stdout) if out.stdout.startswith("{") else {}
         return report if len(report.get("workers", {}).get("answered_ping", [])) == 2 else None
 
-    report = _wait(both_workers, 60, f"two workers answering\n{worker.log()}")
+    report = wait_until(both_workers, 60, f"two workers answering\n{worker.log()}")
     assert report["status"] == "ok" and report["redis"]["aof"] is True, report
     assert report["results_store"]["reachable"] is True and report["outbox"] == 0
-    _wait(lambda: "beat_standby" in beat.log(), 30, f"the second beat to stand by\n{beat.log()}")
+    wait_until(lambda: "beat_standby" in beat.log(), 30, f"the second beat to stand by\n{beat.log()}")
     assert run("status").returncode == 0
     assert run("status", "--local", "worker").returncode == 0
     assert run("status", "--local", "beat").returncode == 0

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, Node, free_port, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, Node, free_port, http_json, wait_until
 from tests.e2e.client import ExamClient, attempt_url
 
 from tests.conftest import REPO_ROOT
@@ -43,17 +43,6 @@ def _ready(node: Node) -> dict[str, Any]:
     assert isinstance(body, dict), body
     body["_status"] = status
     return body
-
-
-def _wait(predicate, timeout: float, what: str, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)
 
 
 def _events(node: Node, name: str) -> list[dict[str, Any]]:
@@ -128,28 +117,28 @@ def test_a_killed_worker_or_redis_is_logged_and_restarted_and_results_keep_arriv
         status, _ = http_json("PUT", f"{node.base_url}/v1/exams/{SAMPLE_EXAM['id']}", token=_admin(node), body=SAMPLE_EXAM)
         assert status == 200
         # the worker's first heartbeat comes a few seconds after the node is ready
-        first = _wait(lambda: (r := _ready(node))["persistence"] == "ok" and r, 30, "persistence ok")
+        first = wait_until(lambda: (r := _ready(node))["persistence"] == "ok" and r, 30, "persistence ok")
         assert first["children"]["worker"]["state"] == "running" and first["children"]["redis"]["state"] == "running"
         old_worker = first["children"]["worker"]["pid"]
 
         os.killpg(old_worker, signal.SIGKILL)  # the worker and its pool and beat, as the OOM killer might
-        exited = _wait(lambda: _events(node, "child_exited"), 10, "child_exited in the node's log\n" + node.log_text()[-3000:])
+        exited = wait_until(lambda: _events(node, "child_exited"), 10, "child_exited in the node's log\n" + node.log_text()[-3000:])
         assert exited[0]["child"] == "worker" and exited[0]["status"] == -signal.SIGKILL
         assert exited[0]["exit"] == "killed by SIGKILL"
         assert any("celery" in line.lower() for line in exited[0]["tail"]), exited[0]["tail"]  # its own last lines
-        again = _wait(lambda: (r := _ready(node))["children"]["worker"]["restarts"] == 1 and r, 15, "the worker restarted")
+        again = wait_until(lambda: (r := _ready(node))["children"]["worker"]["restarts"] == 1 and r, 15, "the worker restarted")
         assert again["children"]["worker"]["pid"] != old_worker and again["children"]["worker"]["state"] == "running"
         assert again["persistence"] == "ok"
 
         # results still arrive: the new worker drains, its beat took the lock over
         attempt = asyncio.run(_finish(node, "after-worker-kill"))
-        _wait(lambda: attempt in _stored(node), 30, "the result after the worker restart\n" + node.log_text()[-3000:])
+        wait_until(lambda: attempt in _stored(node), 30, "the result after the worker restart\n" + node.log_text()[-3000:])
 
         # the private Redis killed: restarted from its AOF, nothing acknowledged lost
         redis_pid = again["children"]["redis"]["pid"]
         os.kill(redis_pid, signal.SIGKILL)
-        _wait(lambda: any(e["child"] == "redis" for e in _events(node, "child_exited")), 10, "Redis's exit logged")
-        back = _wait(
+        wait_until(lambda: any(e["child"] == "redis" for e in _events(node, "child_exited")), 10, "Redis's exit logged")
+        back = wait_until(
             lambda: (r := _ready(node))["_status"] == 200 and r["children"]["redis"]["restarts"] == 1 and r, 30,
             "Redis restarted and the node ready\n" + node.log_text()[-3000:],
         )  # fmt: skip
@@ -157,7 +146,7 @@ def test_a_killed_worker_or_redis_is_logged_and_restarted_and_results_keep_arriv
         status, exam = http_json("GET", f"{node.base_url}/v1/exams/{SAMPLE_EXAM['id']}", token=_token(node, "x"))
         assert status == 200 and exam["version"] == 1
         attempt2 = asyncio.run(_finish(node, "after-redis-kill"))
-        _wait(lambda: attempt2 in _stored(node), 40, "the result after the Redis restart\n" + node.log_text()[-3000:])
+        wait_until(lambda: attempt2 in _stored(node), 40, "the result after the Redis restart\n" + node.log_text()[-3000:])
     finally:
         node.stop(30)
 
@@ -167,7 +156,7 @@ def test_a_worker_that_keeps_dying_marks_the_node_degraded(tmp_path) -> None:
     # a broker URL no transport serves: only the worker uses it, and it exits at start every time
     node = _embedded(tmp_path, EXAMWIRE_CELERY_BROKER_URL="bogus://nowhere", EXAMWIRE_CHILD_RESTART_LIMIT="2")
     try:
-        body = _wait(lambda: (r := _ready(node))["persistence"] == "degraded" and "children" in r and
+        body = wait_until(lambda: (r := _ready(node))["persistence"] == "degraded" and "children" in r and
                      r["children"]["worker"]["state"] == "failing" and r, 40, "the node degraded")  # fmt: skip
         assert body["_status"] == 200  # candidates are still served: answers are safe in Redis
         assert "embedded worker keeps exiting" in body["problems"]
@@ -188,7 +177,7 @@ def test_a_sigkilled_node_leaves_no_child_behind(tmp_path) -> None:
     pids = [children["redis"]["pid"], children["worker"]["pid"]]
     assert all(_alive(p) for p in pids)
     node.kill()
-    _wait(lambda: not any(_alive(p) for p in pids), 30, f"children {pids} to go with the node")
+    wait_until(lambda: not any(_alive(p) for p in pids), 30, f"children {pids} to go with the node")
 
 
 @pytest.mark.timeout(60)
@@ -226,4 +215,4 @@ def test_a_node_whose_children_hang_is_forced_out_within_the_bound(tmp_path) -> 
     forced = _events(node, "shutdown_forced")
     assert len(forced) == 1 and forced[0]["after_s"] == 11
     assert "Thread" in node.log_text()  # the stacks, for whoever investigates
-    _wait(lambda: not any(_alive(p) for p in pids), 10, "the hung children killed")
+    wait_until(lambda: not any(_alive(p) for p in pids), 10, "the hung children killed")

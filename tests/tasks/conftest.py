@@ -111,14 +111,3 @@ def store_rows(db: Path) -> list[tuple[str, str, Any]]:
 @pytest.fixture(name="store_rows")
 def store_rows_fixture() -> Callable[[Path], list[tuple[str, str, Any]]]:
     return store_rows
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, *, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(every)

@@ -20,9 +20,9 @@ import redis as redis_sync
 from storage import keys
 from tests.conftest import REPO_ROOT
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
 
-from .conftest import FAST, store_rows, wait_until
+from .conftest import FAST, store_rows
 
 
 def _ready(node) -> dict[str, Any]:

@@ -19,9 +19,9 @@ from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id
 from storage.scripts import Scripts
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, wait_until
 
-from .conftest import store_rows, wait_until
+from .conftest import store_rows
 
 
 def _lock(db) -> sqlite3.Connection:

@@ -15,9 +15,9 @@ import redis as redis_sync
 
 from storage import keys
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
 
-from .conftest import store_rows, wait_until
+from .conftest import store_rows
 
 
 def _exam(exam_id: str, duration_s: int) -> dict[str, Any]:

@@ -13,9 +13,9 @@ import redis as redis_sync
 
 from storage import keys
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, http_json
+from testkit import SAMPLE_EXAM, http_json, wait_until
 
-from .conftest import store_rows, wait_until
+from .conftest import store_rows
 
 
 def test_actions_travel_with_the_result_and_archived_attempts_stay_in_the_snapshot(

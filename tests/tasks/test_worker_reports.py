@@ -20,9 +20,8 @@ from pymongo import MongoClient
 from examwire.settings import Settings
 from tasks.app import create_celery
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, http_json, wait_until
 
-from .conftest import wait_until
 
 #: (user, name, answers): 4 all right, 3 all wrong, 3 with only q1 right (q1 is worth 1 point).
 CANDIDATES = (
