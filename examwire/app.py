@@ -23,6 +23,7 @@ from handlers.auth import Authenticator
 from handlers.context import Context
 from handlers.expiry import sweeper
 from handlers.hub import Hub
+from handlers.stopping import stop_tasks
 from storage.attempts import RedisAttempts
 from storage.exams import ExamCache
 from storage.live import RedisLive
@@ -129,16 +130,20 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
         await asyncio.wait({tasks[3]}, timeout=settings.store_timeout_ms / 1000 + 1)
         if reachable:  # else /healthz answers at once and /readyz says 503 until Redis is back
             try:
-                await asyncio.wait_for(hub.subscribed.wait(), timeout=10)
+                async with asyncio.timeout(10):  # not wait_for: it can lose a cancellation (handlers.stopping)
+                    await hub.subscribed.wait()
             except TimeoutError:
                 log.warning('{"event":"control_channel_slow"}')
         ctx.event("node_started", redis=redacted_url(settings.redis_url))
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            # not cancel() + gather(): on Python 3.11 a task can lose its one cancellation inside
+            # redis-py's asyncio.wait_for and loop on for ever (see handlers.stopping).
+            # Connections still running once uvicorn's graceful bound is over (it cancelled them once, without
+            # waiting): stopped first, so that their sessions are released while Redis and the hub are up
+            await stop_tasks(list(ctx.connections), timeout=2.0, what="connections")
+            await stop_tasks(tasks, timeout=3.0, what="node background tasks")
             await ctx.results.close()
             await ctx.live.aclose()
             await redis.aclose()

@@ -136,7 +136,10 @@ class Connection:
             await self.ws.close(code=CloseCode.POLICY)  # before accept: HTTP 403
             return
         await self.ws.accept()
-        self._task = asyncio.current_task()
+        self._task = task = asyncio.current_task()
+        assert task is not None
+        ctx.connections.add(task)
+        task.add_done_callback(ctx.connections.discard)
         reader = asyncio.create_task(self._read())
         opened = False
         close_code: int | None = None
@@ -173,7 +176,9 @@ class Connection:
                 close_code = int(CloseCode.INTERNAL)
                 await self._close(CloseCode.INTERNAL, "internal error")
         except asyncio.CancelledError:
-            if not self._slow:
+            # absorb only the slow-consumer drop (``deliver``'s own cancel); any other cancellation,
+            # e.g. the server's at shutdown, even one that came together with the drop, goes on
+            if not self._slow or task.uncancel() > 0:
                 raise
             close_code = int(CloseCode.TRY_AGAIN)
         finally:

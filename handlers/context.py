@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -39,6 +40,8 @@ class Context:
     live: LiveStore
     presence: Presence = field(default_factory=Presence)
     watches: Watches = field(default_factory=Watches)
+    #: the tasks of the WebSocket connections open on this node (``Connection.run``), for the lifespan to stop
+    connections: set[asyncio.Task[Any]] = field(default_factory=set)
     clock: Callable[[], int] = wall_clock_ms
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("examwire"))
 

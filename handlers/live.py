@@ -30,6 +30,8 @@ from storage.health import connection_lost
 from storage.live import parse_message
 from storage.results import StoreUnavailable, all_results
 
+from .stopping import stop_tasks
+
 if TYPE_CHECKING:
     from .context import Context
 
@@ -156,9 +158,7 @@ class Watch:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
         finally:
-            flusher.cancel()
-            reaper.cancel()
-            await asyncio.gather(flusher, reaper, return_exceptions=True)
+            await stop_tasks([flusher, reaper, *self._side], what=f"watch of {self.exam_id}")
 
     def apply(self, message: dict[str, Any]) -> None:
         """Fold one live message into the view and mark its attempt for sending."""
@@ -253,7 +253,8 @@ class Watch:
         tick = min(0.05, gap) if gap > 0 else 0.02
         while True:
             try:
-                await asyncio.wait_for(self._wake.wait(), tick)
+                async with asyncio.timeout(tick):  # not wait_for: it can lose a cancellation (handlers.stopping)
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -302,6 +303,7 @@ class Watches:
 
     def __init__(self) -> None:
         self._by_exam: dict[str, Watch] = {}
+        self._retired: set[asyncio.Task[None]] = set()  # idle watches cancelled, until they have ended
 
     async def join(self, ctx: "Context", exam_id: str, viewer: Viewer, timeout: float = 10.0) -> Watch:
         """The exam's watch with ``viewer`` added, once its view is loaded."""
@@ -312,7 +314,8 @@ class Watches:
             self._by_exam[exam_id] = watch
         watch.add(viewer)
         try:
-            await asyncio.wait_for(watch.ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await watch.ready.wait()
         except BaseException:
             watch.remove(viewer)
             raise
@@ -333,10 +336,13 @@ class Watches:
                     if watch.idle_since is not None and now - watch.idle_since >= LINGER_S:
                         del self._by_exam[exam_id]
                         if watch.task is not None:
-                            watch.task.cancel()
+                            self._retired.add(watch.task)
+                # a cancellation can be lost (handlers.stopping): cancel again until they have ended
+                self._retired = {t for t in self._retired if not t.done()}
+                for task in self._retired:
+                    task.cancel()
         finally:
-            tasks = [w.task for w in self._by_exam.values() if w.task is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            tasks = [w.task for w in self._by_exam.values() if w.task is not None] + list(self._retired)
+            await stop_tasks(tasks, what="watches")
             self._by_exam.clear()
+            self._retired.clear()

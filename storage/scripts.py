@@ -53,6 +53,8 @@ class Batcher:
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # a send cancelled before it ran (loop shutdown) never reaches its except: no caller may wait for ever
+        task.add_done_callback(lambda _: _abandon(batch))
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]) -> None:
         try:
@@ -65,11 +67,12 @@ class Batcher:
                         pipe.execute_command(*command)
                     replies = await pipe.execute(raise_on_error=False)
         except BaseException as exc:  # the whole batch failed: every caller gets the error
+            if not isinstance(exc, Exception):  # cancelled (or exiting): the callers are cancelled, not failed
+                _abandon(batch)
+                raise
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
-            if not isinstance(exc, Exception):
-                raise
             return
         for (_, fut), reply in zip(batch, replies):
             if fut.done():
@@ -78,6 +81,13 @@ class Batcher:
                 fut.set_exception(reply)
             else:
                 fut.set_result(reply)
+
+
+def _abandon(batch: list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]) -> None:
+    """Cancel the futures of ``batch`` that have no outcome yet."""
+    for _, fut in batch:
+        if not fut.done():
+            fut.cancel()
 
 
 class Script:
