@@ -7,7 +7,7 @@ nothing outside ``tests/`` imports ``tests``.
 """
 
 from .exams import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, make_exam
-from .processes import Node, NodeStartError, free_port, http_json, node_env, tail, wait_until
+from .processes import Node, NodeStartError, free_port, http_json, json_events, node_env, tail, wait_until
 
 __all__ = [
     "SAMPLE_EXAM",
@@ -19,6 +19,7 @@ __all__ = [
     "NodeStartError",
     "free_port",
     "http_json",
+    "json_events",
     "node_env",
     "tail",
     "wait_until",

@@ -62,16 +62,32 @@ def http_json(
         return status, text
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, *, every: float = 0.1) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned); raise ``AssertionError`` naming ``what`` after ``timeout`` s."""
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str | Callable[[], str], *, every: float = 0.1) -> Any:
+    """Poll ``predicate`` until it returns something truthy (returned); raise ``AssertionError`` naming ``what``
+    (a string, or a function giving one, e.g. with a log tail read at that moment) after ``timeout`` s."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
         time.sleep(every)
+
+
+def json_events(text: str, event: str | None = None) -> list[dict[str, Any]]:
+    """The JSON objects of a JSON-lines log (other lines skipped); only those whose ``event`` is ``event`` when given."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith("{") or (event is not None and f'"{event}"' not in line):
+            continue
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(doc, dict) and (event is None or doc.get("event") == event):
+            out.append(doc)
+    return out
 
 
 def free_port() -> int:

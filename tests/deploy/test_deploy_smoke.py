@@ -69,10 +69,10 @@ from websockets.exceptions import InvalidStatus
 from storage import keys
 from tests.e2e import client as client_module
 from tests.e2e.client import ExamClient
-from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json
+from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
 
 from . import topology
-from .topology import json_events, wait_until
+from .topology import json_events
 
 EXAM_ID = "smoke"
 WAVE = 150  # attempts ending at once in phase 4

@@ -40,7 +40,8 @@ import yaml
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from testkit import free_port, http_json
+from testkit import free_port, http_json, wait_until
+from testkit import json_events as testkit_events
 
 from .conftest import REPO_ROOT
 
@@ -334,17 +335,6 @@ def nginx_argv(conf: Path, prefix: Path, *extra: str) -> list[str]:
 # ------------------------------------------------------------------------ helpers
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: Callable[[], str] | str, every: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
-        time.sleep(every)
-
-
 def ready(port: int, path: str = "/readyz") -> bool:
     try:
         return http_json("GET", f"http://127.0.0.1:{port}{path}", timeout=2)[0] == 200
@@ -364,20 +354,10 @@ def mint(secret: str, sub: str, role: str = "candidate", *, exams: list[str] | N
 
 def json_events(path: Path, event: str) -> list[dict[str, Any]]:
     """The JSON log lines of ``event`` in a process's log."""
-    out = []
     try:
-        text = path.read_text(errors="replace")
+        return testkit_events(path.read_text(errors="replace"), event)
     except OSError:
-        return out
-    for line in text.splitlines():
-        if line.startswith("{") and f'"{event}"' in line:
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if doc.get("event") == event:
-                out.append(doc)
-    return out
+        return []
 
 
 def _mongo_ping(url: str) -> bool:

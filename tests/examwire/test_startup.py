@@ -12,19 +12,8 @@ from pathlib import Path
 import pytest
 
 from examwire.redis_server import find_redis_server
-from testkit import Node, free_port, http_json
+from testkit import Node, free_port, http_json, json_events
 from tests.conftest import REPO_ROOT
-
-
-def _events(text: str) -> list[dict]:
-    out = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass
-    return out
 
 
 @pytest.mark.timeout(90)
@@ -54,7 +43,7 @@ def test_an_unreachable_redis_is_one_clear_line_every_few_seconds_then_recovers(
         assert status == 503 and body["redis"] is False
         time.sleep(11)
         log = node.log_text()
-        events = _events(log)
+        events = json_events(log)
         said = [e for e in events if e.get("event") == "redis_unreachable"]
         assert 2 <= len(said) <= 4, log  # one line every 5 s, not a flood
         assert said[0]["url"] == f"redis://***@127.0.0.1:{port}/0" and f"127.0.0.1:{port}" in said[0]["message"]
@@ -72,7 +61,7 @@ def test_an_unreachable_redis_is_one_clear_line_every_few_seconds_then_recovers(
         while http_json("GET", f"{node.base_url}/readyz", timeout=5)[0] != 200:
             assert time.monotonic() < deadline, node.log_text()
             time.sleep(0.2)
-        while not (back := [e for e in _events(node.log_text()) if e.get("event") == "redis_reachable"]):
+        while not (back := [e for e in json_events(node.log_text()) if e.get("event") == "redis_reachable"]):
             assert time.monotonic() < deadline, node.log_text()
             time.sleep(0.2)
         assert len(back) == 1 and back[0]["url"] == said[0]["url"]

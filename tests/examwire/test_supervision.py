@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, Node, free_port, http_json, wait_until
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, Node, free_port, http_json, json_events, wait_until
 from tests.e2e.client import ExamClient, attempt_url
 
 from tests.conftest import REPO_ROOT
@@ -46,16 +46,7 @@ def _ready(node: Node) -> dict[str, Any]:
 
 
 def _events(node: Node, name: str) -> list[dict[str, Any]]:
-    out = []
-    for line in node.log_text().splitlines():
-        if line.startswith("{") and f'"{name}"' in line:
-            try:
-                doc = json.loads(line)
-            except ValueError:
-                continue
-            if doc.get("event") == name:
-                out.append(doc)
-    return out
+    return json_events(node.log_text(), name)
 
 
 def _alive(pid: int) -> bool:
