@@ -19,7 +19,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     EXAMWIRE_DATA_DIR=/var/lib/examwire
 RUN groupadd --system --gid 10001 examwire \
- && useradd --system --uid 10001 --gid examwire --home-dir /var/lib/examwire --create-home --shell /usr/sbin/nologin examwire
+ && useradd --system --uid 10001 --gid examwire --home-dir /var/lib/examwire --create-home --shell /usr/sbin/nologin examwire \
+ && install -d -o examwire -g examwire /var/lib/examwire/exports
 COPY --from=build /opt/venv /opt/venv
 USER examwire:examwire
 WORKDIR /var/lib/examwire

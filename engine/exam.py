@@ -1,6 +1,6 @@
 """Exam definitions: validation of the JSON document and the immutable model.
 
-Contract (see PROTOCOL.md, "Exam definition"):
+Contract (see docs/protocol.md, "Exam definition"):
 
 * :func:`parse_exam` takes an already *decoded* JSON document and either
   returns an :class:`Exam` or raises :class:`ExamInvalid` listing every
@@ -22,6 +22,8 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import Mapping
 
+from .ids import EXAM_ID_RULE, is_exam_id
+
 __all__ = [
     "ExamInvalid",
     "Option",
@@ -42,9 +44,6 @@ MAX_DURATION_S = 604_800
 MAX_QUESTIONS = 1000
 MAX_POINTS = 1_000_000
 MIN_OPTIONS, MAX_OPTIONS = 2, 50
-
-_EXAM_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-")
-
 
 class ExamInvalid(Exception):
     """An exam document is invalid; ``problems`` lists every problem found."""
@@ -264,8 +263,8 @@ def parse_exam(doc: object, *, exam_id: str | None = None, version: int = 0) -> 
         else:
             raw_id = exam_id
     if raw_id is not _MISSING:
-        if not isinstance(raw_id, str) or not 1 <= len(raw_id) <= 64 or not _EXAM_ID_CHARS.issuperset(raw_id):
-            c.bad("id", "must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'")
+        if not is_exam_id(raw_id):
+            c.bad("id", f"must be {EXAM_ID_RULE}")
         elif exam_id is not None and raw_id != exam_id:
             c.bad("id", f'"{raw_id}" does not match the exam id "{exam_id}"')
         else:

@@ -1,6 +1,6 @@
 """Answer validation and scoring.  All arithmetic is exact (Fraction).
 
-Scoring rules (PROTOCOL.md, "Exam definition"):
+Scoring rules (docs/protocol.md, "Exam definition"):
 
 * Unanswered (``None``; ``[]`` for multiple; whitespace-only text) scores
   ``(None, 0)``: it is neither right nor wrong and costs nothing.

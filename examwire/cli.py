@@ -23,7 +23,9 @@ from typing import Any, Iterator
 import jwt
 
 from engine import ExamInvalid, parse_exam
+from engine.ids import EXAM_ID_RULE, is_exam_id
 
+from . import logs
 from .settings import Settings, SettingsError, redacted_url
 
 DEMO_EXAM = "demo-exam.json"
@@ -87,28 +89,6 @@ async def _store_exam(settings: Settings, doc: Any) -> tuple[int, bool, str]:
         await ctx.redis.aclose()
 
 
-class JsonLines(logging.Formatter):
-    """One JSON object per line: structured events pass through; other records are wrapped."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if message.startswith("{") and not record.exc_info:
-            return message
-        out: dict[str, Any] = {"event": "log", "level": record.levelname.lower(), "logger": record.name, "message": message}
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out)
-
-
-def _configure_logging() -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonLines())
-    root = logging.getLogger("examwire")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    root.propagate = False
-
-
 def tune_gc(threshold: tuple[int, int, int]) -> None:
     """Set the cyclic collector's thresholds and move everything alive now out of its reach.
 
@@ -116,7 +96,7 @@ def tune_gc(threshold: tuple[int, int, int]) -> None:
     futures, dicts); with CPython's default thresholds (700, 10, 10) the
     collector runs about once per few hundred answers and, with thousands of
     sessions held, its scans cost the node a fifth of its CPU under load
-    (README, "Performance"). Almost all of that garbage is freed by
+    (docs/performance.md). Almost all of that garbage is freed by
     reference counting; cycles are collected a little later. ``gc.freeze``
     puts the imported modules and the app itself in the permanent
     generation, so full collections do not walk them.
@@ -216,16 +196,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .redis_server import EmbeddedRedis
     from .supervisor import RedisChild, Supervisor, worker_child
 
-    settings = Settings.from_env(data_dir=args.data_dir)
-    _configure_logging()
-    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through the
-    # `finally` below so the embedded worker and Redis stop with the engine
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    try:
+    try:  # first: a busy port is one clear error, before anything is created or started
         sock = listen_socket(args.host, args.port)
     except ServeError as exc:
         print(f"examwire: {exc}", file=sys.stderr)
         return 1
+    try:
+        settings = Settings.from_env(data_dir=args.data_dir)
+    except SettingsError:
+        sock.close()
+        raise
+    logs.configure()
+    # stdout: what a person reads (where it runs, the demo's links); stderr: the JSON log lines
+    if settings.created_secrets:
+        print(f"examwire: new data dir {settings.data_dir}: generated its secrets ({', '.join(settings.created_secrets)})", flush=True)
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through the
+    # `finally` below so the embedded worker and Redis stop with the engine
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     supervisor: Supervisor | None = None
     server: NodeServer | None = None
     try:
@@ -237,17 +224,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 children.append(worker_child(settings))
             supervisor = Supervisor(children, restart_limit=settings.child_restart_limit)
             supervisor.start()
-            print(f"examwire: embedded Redis on {settings.redis_url} (data in {settings.data_dir})", file=sys.stderr)
+            print(f"examwire: embedded Redis on {settings.redis_url} (data in {settings.data_dir})", flush=True)
             if settings.embedded_worker:
                 store = settings.mongodb_url and "MongoDB" or f"SQLite {settings.results_path}"
-                print(f"examwire: Celery worker with beat started; results go to {store}", file=sys.stderr)
+                print(f"examwire: Celery worker with beat started; results go to {store}", flush=True)
         links = _demo_links(settings, args) if args.demo else []
 
         def listening() -> None:
             for line in links:
-                print(line, file=sys.stderr)
-            print(f"examwire: listening on http://{_display_host(args.host)}:{args.port}", file=sys.stderr)
-            sys.stderr.flush()
+                print(line)
+            print(f"examwire: listening on http://{_display_host(args.host)}:{args.port}", flush=True)
 
         def forced() -> None:
             if supervisor is not None:
@@ -266,6 +252,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             lifespan="on",
             log_level="warning",
             access_log=False,
+            log_config=None,  # uvicorn's records go through our JSON lines (examwire.logs)
             timeout_graceful_shutdown=settings.shutdown_timeout_s,
         )
         tune_gc(settings.gc_threshold)
@@ -285,7 +272,9 @@ def _demo_links(settings: Settings, args: argparse.Namespace) -> list[str]:
     doc = demo_exam()
     version, _, exam_id = asyncio.run(_store_exam(settings, doc))
     base = f"http://{_display_host(args.host)}:{args.port}"
-    cand = mint_token(settings, sub="demo-candidate", role="candidate", exams=[exam_id], name="Demo Candidate", ttl=86400)
+    # a fresh candidate per start: a link printed by an earlier start may lead to an attempt already submitted
+    who = f"demo-candidate-{os.urandom(3).hex()}"
+    cand = mint_token(settings, sub=who, role="candidate", exams=[exam_id], name="Demo Candidate", ttl=86400)
     proc = mint_token(settings, sub="demo-proctor", role="proctor", exams=[exam_id], name="Demo Proctor", ttl=86400)
     return [
         f"examwire: demo exam {exam_id!r} (version {version}) loaded",
@@ -300,7 +289,7 @@ def _demo_links(settings: Settings, args: argparse.Namespace) -> list[str]:
 def cmd_import(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir)
     try:
-        doc = json.loads(Path(args.file).read_text())
+        doc = json.loads(sys.stdin.read() if args.file == "-" else Path(args.file).read_text())
     except (OSError, ValueError) as exc:
         print(f"examwire: cannot read {args.file}: {exc}", file=sys.stderr)
         return 2
@@ -319,7 +308,25 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    problems = []
+    if not args.sub.strip():
+        problems.append("--sub must not be empty")
+    if args.ttl <= 0:
+        problems.append(f"--ttl must be a positive number of seconds, got {args.ttl}")
+    problems += [f"--exam {e!r} is not an exam id ({EXAM_ID_RULE})" for e in args.exam or [] if not is_exam_id(e)]
+    if problems:
+        for problem in problems:
+            print(f"examwire: {problem}", file=sys.stderr)
+        return 2
     settings = Settings.from_env(data_dir=args.data_dir)
+    if settings.created_secrets:
+        # a token signed with fresh secrets is refused by every engine, which uses its own data dir's
+        print(
+            f"examwire: warning: {settings.data_dir} had no secrets, so new ones were created "
+            f"({', '.join(settings.created_secrets)}); an engine using another data dir will refuse this token: "
+            "point --data-dir (or EXAMWIRE_DATA_DIR) at the engine's",
+            file=sys.stderr,
+        )
     print(mint_token(settings, sub=args.sub, role=args.role, exams=args.exam or None, name=args.name, ttl=args.ttl))
     return 0
 
@@ -339,9 +346,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from tasks.app import create_celery
 
     settings = _worker_settings(args)
-    _configure_logging()
+    logs.configure()
     app = create_celery(settings)
     argv = [
+        "--quiet",  # no banner: the process writes JSON log lines only
         "worker",
         "--loglevel", args.loglevel,
         "--concurrency", str(args.concurrency or settings.worker_concurrency),
@@ -360,10 +368,10 @@ def cmd_beat(args: argparse.Namespace) -> int:
     from tasks.app import create_celery
 
     settings = _worker_settings(args)
-    _configure_logging()
+    logs.configure()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_celery(settings)
-    app.start(["beat", "--loglevel", args.loglevel, "--schedule", str(settings.data_dir / "celerybeat-schedule")])
+    app.start(["--quiet", "beat", "--loglevel", args.loglevel, "--schedule", str(settings.data_dir / "celerybeat-schedule")])
     return 0
 
 
@@ -383,8 +391,15 @@ def cmd_export(args: argparse.Namespace) -> int:
             await ctx.results.close()
             await ctx.redis.aclose()
 
-    with session_redis(settings) as url:
-        path = asyncio.run(run(url))
+    if not is_exam_id(args.exam):
+        print(f"examwire: {args.exam!r} is not an exam id ({EXAM_ID_RULE})", file=sys.stderr)
+        return 2
+    try:
+        with session_redis(settings) as url:
+            path = asyncio.run(run(url))
+    except jobs.UnknownExam as exc:
+        print(f"examwire: {exc}", file=sys.stderr)
+        return 1
     print(path)
     return 0
 
@@ -455,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     imp = sub.add_parser("import", help="load or replace an exam from a JSON file")
-    imp.add_argument("file")
+    imp.add_argument("file", help="the exam's JSON file, or - for standard input")
     imp.add_argument("--data-dir", default=None)
     imp.set_defaults(func=cmd_import)
 

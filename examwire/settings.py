@@ -59,8 +59,8 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "examwire"
 
 
-def _secret_file(data_dir: Path, name: str) -> str:
-    """Return the secret stored in ``data_dir/name``, creating it (mode 0600) if absent."""
+def _secret_file(data_dir: Path, name: str, created: list[str]) -> str:
+    """Return the secret stored in ``data_dir/name``, creating it (mode 0600) if absent (then ``name`` joins ``created``)."""
     path = data_dir / name
     try:
         return path.read_text().strip()
@@ -71,6 +71,7 @@ def _secret_file(data_dir: Path, name: str) -> str:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(value + "\n")
+    created.append(name)
     return value
 
 
@@ -100,6 +101,7 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     answer_grace_ms: int = 2000
     max_frame_bytes: int = 65536
+    max_exam_bytes: int = 8 * 1024 * 1024
     batch_size: int = 10
     hello_timeout_s: float = 10.0
     rate_per_s: int = 20
@@ -135,6 +137,8 @@ class Settings:
     beat_lock_ttl_s: int = 30
     child_restart_limit: int = 5
     gc_threshold: tuple[int, int, int] = DEFAULT_GC_THRESHOLD
+    #: the secret files ``from_env`` had to create in ``data_dir`` (embedded mode, first use of the dir)
+    created_secrets: tuple[str, ...] = ()
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
 
     @classmethod
@@ -166,11 +170,12 @@ class Settings:
 
         jwt_secret = env.get("EXAMWIRE_JWT_SECRET") or None
         secret = env.get("EXAMWIRE_SECRET") or None
+        created: list[str] = []
         if redis_url is None:
             if uses_hmac and jwt_secret is None:
-                jwt_secret = _secret_file(ddir, "jwt-secret")
+                jwt_secret = _secret_file(ddir, "jwt-secret", created)
             if secret is None:
-                secret = _secret_file(ddir, "secret")
+                secret = _secret_file(ddir, "secret", created)
         else:
             if uses_hmac and jwt_secret is None:
                 raise SettingsError("EXAMWIRE_JWT_SECRET must be set when EXAMWIRE_REDIS_URL is set")
@@ -192,6 +197,7 @@ class Settings:
             allowed_origins=_list(env, "EXAMWIRE_ALLOWED_ORIGINS"),
             answer_grace_ms=_int(env, "EXAMWIRE_ANSWER_GRACE_MS", 2000, low=0, high=60_000),
             max_frame_bytes=_int(env, "EXAMWIRE_MAX_FRAME_BYTES", 65536, low=1024, high=16 * 1024 * 1024),
+            max_exam_bytes=_int(env, "EXAMWIRE_MAX_EXAM_BYTES", 8 * 1024 * 1024, low=1024, high=256 * 1024 * 1024),
             batch_size=_int(env, "EXAMWIRE_BATCH_SIZE", 10, low=1, high=100),
             rate_per_s=_int(env, "EXAMWIRE_RATE_PER_S", 20, low=1, high=100_000),
             rate_burst=_int(env, "EXAMWIRE_RATE_BURST", 40, low=1, high=100_000),
@@ -227,6 +233,7 @@ class Settings:
             beat_lock_ttl_s=_int(env, "EXAMWIRE_BEAT_LOCK_TTL_S", 30, low=2, high=3600),
             child_restart_limit=_int(env, "EXAMWIRE_CHILD_RESTART_LIMIT", 5, low=1, high=1000),
             gc_threshold=_gc_threshold(env.get("EXAMWIRE_GC_THRESHOLD")),
+            created_secrets=tuple(created),
         )
 
     @property

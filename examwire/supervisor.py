@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+from . import logs
 from .redis_server import EmbeddedRedis, die_with_parent
 from .settings import Settings
 
@@ -124,7 +125,7 @@ class ProcessChild:
             line = raw.decode("utf-8", errors="replace").rstrip("\n")
             self._tail.append(line)
             try:
-                self._out.write(line + "\n")
+                self._out.write(logs.wrap(line, logger=f"examwire.{self.name}") + "\n")
                 self._out.flush()
             except (OSError, ValueError):
                 pass

@@ -8,13 +8,13 @@ proctor, the sweeper, another node), the session reloads and recomputes.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.websockets import WebSocket
 
 import engine
 from engine import FINAL, Exam, Layout, Refused, State
+from engine.ids import is_exam_id
 from protocol import (
     Ack,
     Batch,
@@ -40,7 +40,6 @@ from .connection import Connection
 from .context import Context
 from .expiry import expire
 
-EXAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _COMMIT_TRIES = 8
 
 
@@ -74,7 +73,7 @@ class CandidateSession:
         ctx = self.ctx
         if claims.role != "candidate" or not claims.may_use(self.exam_id):
             raise Disconnect(CloseCode.FORBIDDEN, "this token may not take this exam")
-        if not EXAM_ID.match(self.exam_id):
+        if not is_exam_id(self.exam_id):
             raise Disconnect(CloseCode.NO_EXAM, "no such exam")
         aid = attempt_id(ctx.secret, self.exam_id, claims.sub)
         snap = await ctx.attempts.load(aid)

@@ -20,13 +20,12 @@ from storage.attempts import from_record
 from storage.results import StoreUnavailable
 
 from engine import FINAL, ExamInvalid, State, number
+from engine.ids import EXAM_ID_RULE, is_attempt_id, is_exam_id
 
 from .auth import BadToken, Claims, bearer
-from .candidate import EXAM_ID
 from .context import Context
 from .reports import analysis, csv_chunks
 
-MAX_EXAM_BYTES = 8 * 1024 * 1024
 #: ``/readyz`` answers within about this long, whatever Redis or the store do.
 READY_CHECK_S = 3.0
 
@@ -92,11 +91,11 @@ async def put_exam(request: Request) -> Response:
     exam_id = request.path_params["exam_id"]
     if claims.role != "admin" or not claims.may_use(exam_id):
         return _error(403, "forbidden", "an admin token for this exam is required")
-    if not EXAM_ID.match(exam_id):
-        return _error(400, "invalid_exam", "invalid exam id", problems=["id: must match [A-Za-z0-9_.-]{1,64}"])
-    body = await request.body()
-    if len(body) > MAX_EXAM_BYTES:
-        return _error(413, "too_large", f"exam definitions are limited to {MAX_EXAM_BYTES} bytes")
+    if not is_exam_id(exam_id):
+        return _error(400, "invalid_exam", "invalid exam id", problems=[f"id: must be {EXAM_ID_RULE}"])
+    body = await _body(request, ctx.settings.max_exam_bytes)
+    if body is None:
+        return _error(413, "too_large", f"exam definitions are limited to {ctx.settings.max_exam_bytes} bytes")
     try:
         doc = json.loads(body, parse_constant=_no_constant)
     except ValueError:
@@ -111,6 +110,20 @@ async def put_exam(request: Request) -> Response:
     return JSONResponse({"id": exam.id, "version": exam.version, "created": created, "total": exam.total})
 
 
+async def _body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None past ``limit`` bytes: read no further than that, whatever the client sends."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def list_exams(request: Request) -> Response:
     """``GET /v1/exams``: the exams a proctor/admin token may watch, current versions (by id)."""
     ctx: Context = request.app.state.ctx
@@ -121,7 +134,7 @@ async def list_exams(request: Request) -> Response:
         return _error(403, "forbidden", "a proctor or admin token is required")
     try:
         ids = sorted(claims.exams) if claims.exams is not None else await ctx.results.exam_ids()
-        exams = [await ctx.exams.current(i) for i in ids if EXAM_ID.match(i)]
+        exams = [await ctx.exams.current(i) for i in ids if is_exam_id(i)]
     except StoreUnavailable:
         return _unavailable()
     return JSONResponse(
@@ -152,7 +165,7 @@ async def get_exam(request: Request) -> Response:
     if not claims.may_use(exam_id):
         return _error(403, "forbidden", "this token may not see this exam")
     try:
-        exam = await ctx.exams.current(exam_id) if EXAM_ID.match(exam_id) else None
+        exam = await ctx.exams.current(exam_id) if is_exam_id(exam_id) else None
     except StoreUnavailable:
         return _unavailable()
     if exam is None:
@@ -181,7 +194,7 @@ async def get_attempt(request: Request) -> Response:
     if isinstance(claims, JSONResponse):
         return claims
     aid = request.path_params["attempt"]
-    if not _is_attempt_id(aid):
+    if not is_attempt_id(aid):
         return _error(404, "not_found", "no such attempt")
     snap = await ctx.attempts.load(aid)
     record: dict[str, Any] | None = None
@@ -244,7 +257,7 @@ async def _staff(request: Request) -> tuple[Context, str] | JSONResponse:
     exam_id = request.path_params["exam_id"]
     if not claims.is_staff or not claims.may_use(exam_id):
         return _error(403, "forbidden", "a proctor or admin token for this exam is required")
-    if not EXAM_ID.match(exam_id):
+    if not is_exam_id(exam_id):
         return _error(404, "not_found", "no such exam")
     return ctx, exam_id
 
@@ -276,7 +289,11 @@ async def get_results(request: Request) -> Response:
     except ValueError as exc:
         return _error(400, "bad_request", str(exc))
     fmt = request.query_params.get("format", "json")
+    if fmt not in ("json", "csv"):
+        return _error(400, "bad_request", "format must be json or csv")
     try:
+        if await ctx.results.exam_version(exam_id) is None:  # as GET /v1/exams/{id}: an unknown exam is 404
+            return _error(404, "not_found", "no such exam")
         if fmt == "csv":
             await ctx.results.ping()
             return StreamingResponse(
@@ -284,8 +301,6 @@ async def get_results(request: Request) -> Response:
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{exam_id}-results.csv"'},
             )
-        if fmt != "json":
-            return _error(400, "bad_request", "format must be json or csv")
         page = await ctx.results.results(exam_id, version=version, after=after, limit=limit)  # type: ignore[arg-type]
     except StoreUnavailable:
         return _unavailable()
@@ -297,7 +312,7 @@ def _cursor(raw: str | None) -> tuple[int, str] | None:
     if not raw:
         return None
     ended, _, attempt = raw.partition(":")
-    if not ended.isdigit() or not _is_attempt_id(attempt):
+    if not ended.isdigit() or not is_attempt_id(attempt):
         raise ValueError("after must be the next cursor of a previous page")
     return int(ended), attempt
 
@@ -327,10 +342,6 @@ async def get_analysis(request: Request) -> Response:
 
 def _unavailable() -> JSONResponse:
     return _error(503, "store_unavailable", "the results store is unavailable; retry shortly")
-
-
-def _is_attempt_id(value: str) -> bool:
-    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
 
 
 def _no_constant(name: str) -> Any:

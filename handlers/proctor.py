@@ -16,6 +16,7 @@ from starlette.websockets import WebSocket
 
 import engine
 from engine import FINAL, Refused, State
+from engine.ids import is_exam_id
 from protocol import Ack, CloseCode, Disconnect, ErrorCode, Pong, RequestError
 from protocol import proctor as wire
 from protocol.candidate import Ping
@@ -23,7 +24,6 @@ from storage import keys
 from storage.attempts import Commit, Snapshot
 
 from .auth import Claims
-from .candidate import EXAM_ID
 from .connection import Connection
 from .context import Context
 from .live import Watch
@@ -52,7 +52,7 @@ class ProctorSession:
         ctx = self.ctx
         if not claims.is_staff or not claims.may_use(self.exam_id):
             raise Disconnect(CloseCode.FORBIDDEN, "this token may not proctor this exam")
-        if not EXAM_ID.match(self.exam_id):
+        if not is_exam_id(self.exam_id):
             raise Disconnect(CloseCode.NO_EXAM, "no such exam")
         exam = await ctx.exams.current(self.exam_id)
         if exam is None:

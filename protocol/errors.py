@@ -28,7 +28,7 @@ MAX_CLOSE_REASON_BYTES = 120
 MAX_ERROR_MESSAGE_CHARS = 200
 
 class ErrorCode(StrEnum):
-    """The ``code`` of an ``error`` message (PROTOCOL.md, plus our additions)."""
+    """The ``code`` of an ``error`` message (docs/protocol.md, plus our additions)."""
 
     BAD_FRAME = "bad_frame"
     UNKNOWN_TYPE = "unknown_type"

@@ -206,4 +206,8 @@ class BeatLock:
         return False, _text(reply[1]), int(reply[2])
 
     def release(self) -> bool:
-        return bool(self._release(keys=[keys.BEAT_LOCK], args=[self.name]))
+        return self.release_for(self.name)
+
+    def release_for(self, holder: str) -> bool:
+        """Release the lock if ``holder`` still holds it (compare-and-delete)."""
+        return bool(self._release(keys=[keys.BEAT_LOCK], args=[holder]))

@@ -9,7 +9,8 @@ starts until it stops, a thread writes the worker's name into
 ``PersistentScheduler`` that schedules only while it holds ``keys.BEAT_LOCK``
 (``storage.health.BeatLock``), renewed on every tick. A second beat on the
 same Redis, ``examwire beat`` or ``worker --beat``, stands by, says so, and
-takes over once the holder has been silent for the lock's time to live.
+takes over once the holder has been silent for the lock's time to live, or at
+once when the holder was a process of this host that no longer exists.
 """
 
 from __future__ import annotations
@@ -57,6 +58,24 @@ def beat_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def gone_from_this_host(holder: str | None) -> bool:
+    """True when ``holder`` names a process of this host (``host:pid``) that no longer exists.
+
+    Such a holder was killed without releasing the lock (SIGKILL, OOM):
+    waiting for its time to live would only pause the schedule.
+    """
+    host, _, pid = (holder or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def locked_scheduler(settings: Settings) -> type[PersistentScheduler]:
     ttl_ms = settings.beat_lock_ttl_s * 1000
     renew_s = max(0.5, settings.beat_lock_ttl_s / 3)
@@ -83,6 +102,11 @@ def locked_scheduler(settings: Settings) -> type[PersistentScheduler]:
                     log.warning(json.dumps({"event": "beat_lock_unknown", "name": self._name, "error": type(exc).__name__}))
                 self._holding = False
                 return renew_s
+            if not held and gone_from_this_host(holder):
+                self._lock.release_for(holder or "")  # only if that dead process still holds it
+                log.warning(json.dumps({"event": "beat_lock_freed", "name": self._name, "holder": holder,
+                                        "reason": "the holder's process is gone from this host"}))  # fmt: skip
+                held, holder, left_ms = self._lock.hold()
             if not held:
                 if self._holding or self._standby_logged != holder:
                     log.warning(json.dumps({

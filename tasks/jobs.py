@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from engine.ids import EXAM_ID_RULE, is_exam_id
 from handlers.context import Context
 from handlers.expiry import SWEEP_BATCH, sweep_once
 from handlers.reports import analysis, csv_chunks
@@ -56,8 +57,20 @@ async def analyse_stale(ctx: Context) -> list[str]:
     return done
 
 
+class UnknownExam(LookupError):
+    """The exam id is not valid, or no such exam is in the results store."""
+
+
 async def export(ctx: Context, exam_id: str, directory: Path | None = None) -> str:
-    """Write every result of ``exam_id`` as CSV to ``<data dir>/exports/<exam>.csv`` (atomically); return the path."""
+    """Write every result of ``exam_id`` as CSV to ``<data dir>/exports/<exam>.csv`` (atomically); return the path.
+
+    Raises ``UnknownExam`` for an id that breaks the exam id rule (it names the
+    file: no path may come from it) or an exam the store does not know.
+    """
+    if not is_exam_id(exam_id):
+        raise UnknownExam(f"{exam_id!r} is not an exam id ({EXAM_ID_RULE})")
+    if await ctx.results.exam_version(exam_id) is None:
+        raise UnknownExam(f"no exam {exam_id!r} in the results store")
     out_dir = directory or ctx.settings.data_dir / "exports"
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"{exam_id}.csv"

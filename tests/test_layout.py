@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +87,53 @@ def test_every_third_party_import_of_the_product_is_a_declared_dependency() -> N
                 if not dists & declared:
                     missing.setdefault(str(path.relative_to(ROOT)), []).append(f"{name} ({', '.join(sorted(dists))})")
     assert missing == {}
+
+
+# -- the repository stands on its own ------------------------------------------------------
+
+_TOPS = "engine|protocol|handlers|storage|tasks|examwire|loadtests|tests|testkit|docs|deploy|scripts|shared"
+#: ``dir/…/name.ext`` or ``dir/…/`` naming something in this repository
+_REPO_PATH = re.compile(rf"(?<![\w/.$-])((?:{_TOPS})/(?:[\w.-]+/)*(?:[\w-]+\.[A-Za-z]{{1,5}}\b|(?=[\s`'\")\],:;])))")
+_MD_NAME = re.compile(r"(?<![\w/.-])([\w-]+\.md)\b")
+_ABSOLUTE = re.compile(r"(?<![\w.~$-])/(?:work|home|root|Users)/[\w.-]+")
+_ISSUE = re.compile(r"\bissues? #?\d+\b", re.IGNORECASE)
+#: files the tools write, named in the docs but not kept in the repository
+_GENERATED = {"bench-results.md", "profile.md", "proctor-latency.md"}
+_TEXT = (".py", ".md", ".js", ".html", ".css", ".toml", ".yaml", ".yml", ".lua", ".sh", ".conf", ".txt", ".cfg")
+
+
+def _tracked() -> list[Path]:
+    """The repository's text files: git's list (tracked and new, not ignored) when it can tell, else a walk."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    except OSError:
+        out = None
+    if out is not None and out.returncode == 0:
+        paths = [ROOT / line for line in out.stdout.splitlines()]
+    else:
+        paths = [p for p in ROOT.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+    named = {"Makefile", "Dockerfile", "run", "locust-smoke"}
+    return [p for p in paths if p.is_file() and (p.suffix in _TEXT or p.name in named)]
+
+
+def test_the_repository_stands_on_its_own() -> None:
+    """No path of a development machine, no reference to a file that is not here, no issue numbers in the code."""
+    files = _tracked()
+    names = {p.name for p in files} | _GENERATED
+    bad: list[str] = []
+    for path in files:
+        rel = path.relative_to(ROOT)
+        text = path.read_text(errors="replace")
+        for m in _ABSOLUTE.finditer(text):
+            bad.append(f"{rel}: absolute path {m.group(0)}")
+        for m in _REPO_PATH.finditer(text):
+            target = m.group(1)
+            if not (ROOT / target).exists() and not (path.parent / target).exists():
+                bad.append(f"{rel}: {target} does not exist")
+        for m in _MD_NAME.finditer(text):
+            if m.group(1) not in names:
+                bad.append(f"{rel}: {m.group(1)} does not exist")
+        if path.suffix != ".md" and rel.parts[0] != "tests":
+            for m in _ISSUE.finditer(text):
+                bad.append(f"{rel}: cites {m.group(0)!r} (say what it is instead)")
+    assert bad == []

@@ -43,3 +43,21 @@ def test_an_engine_stops_inside_its_grace_period() -> None:
     assert grace.endswith("s")
     default = Settings.__dataclass_fields__["shutdown_timeout_s"].default
     assert default + NodeServer.WATCHDOG_GRACE_S < int(grace[:-1])
+
+
+def test_nginx_takes_the_exams_the_engine_takes() -> None:
+    """nginx's body limit is the engine's EXAMWIRE_MAX_EXAM_BYTES default: no exam the engine accepts meets nginx's 413."""
+    import re
+
+    conf = (REPO_ROOT / "deploy" / "nginx.conf").read_text()
+    (value,) = re.findall(r"^\s*client_max_body_size\s+(\d+)([kKmM]?);", conf, re.M)
+    size = int(value[0]) * {"": 1, "k": 1024, "m": 1024 * 1024}[value[1].lower()]
+    assert size == Settings.__dataclass_fields__["max_exam_bytes"].default
+
+
+def test_exports_outlive_the_worker_container() -> None:
+    services = _compose()["services"]
+    assert "exports:/var/lib/examwire/exports" in services["worker"]["volumes"]
+    assert "exports" in _compose()["volumes"]
+    # the image creates the directory owned by its user, so a fresh named volume is writable
+    assert "install -d -o examwire -g examwire /var/lib/examwire/exports" in (REPO_ROOT / "Dockerfile").read_text()

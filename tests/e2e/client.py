@@ -1,4 +1,4 @@
-"""A small asyncio Examwire candidate client, written from PROTOCOL.md alone.
+"""A small asyncio Examwire candidate client, written from docs/protocol.md alone.
 
 It speaks protocol version 1 over the ``websockets`` library:
 

@@ -1,10 +1,10 @@
 """Fixtures for the end-to-end candidate tests (real nodes, real Redis, real sockets).
 
-Everything here is derived from /work/shared/PROTOCOL.md, not from the server code:
+Everything here is derived from the contract (docs/protocol.md, Part 2), not from the server code:
 
 ``encoding``   parametrized ``"json"`` / ``"msgpack"``.
 ``kit``        a namespace of helpers: ``make_exam``, ``right``/``wrong`` values,
-               ``expected`` (the hand scoring of PROTOCOL.md), ``check_question``,
+               ``expected`` (the hand scoring of docs/protocol.md), ``check_question``,
                ``client`` (an ``ExamClient`` for a node), ``get_attempt``,
                ``wait_final``.
 """
@@ -62,7 +62,7 @@ def wrong(q: dict[str, Any]) -> Any:
 
 
 def question_points(q: dict[str, Any], value: Any) -> tuple[float, bool | None]:
-    """PROTOCOL.md scoring of one question: ``(points, correct)``; ``correct`` is
+    """docs/protocol.md scoring of one question: ``(points, correct)``; ``correct`` is
     None when unanswered and, for partial credit strictly between 0 and full, None too."""
     points = q.get("points", 1)
     penalty = q.get("penalty", 0)

@@ -1,4 +1,4 @@
-"""A whole exam of all five question types, scored by hand from PROTOCOL.md."""
+"""A whole exam of all five question types, scored by hand from docs/protocol.md."""
 
 from __future__ import annotations
 

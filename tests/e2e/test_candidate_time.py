@@ -56,7 +56,7 @@ def test_time_up_after_deadline_and_grace(make_node, put_exam, make_token, kit, 
     kit.assert_result_matches(record, exp)
     values = {q["id"]: q["value"] for q in record["questions"]}
     assert values["x02"] is None, "a refused late answer was saved"
-    # PROTOCOL.md, Time: "An answer arriving after deadline plus a small grace ... is refused with time_up."
+    # docs/protocol.md, Time: "An answer arriving after deadline plus a small grace ... is refused with time_up."
     assert late["code"] == "time_up", f"answer sent {late_by} ms after the deadline (grace {GRACE_MS} ms) got {late}"
 
 

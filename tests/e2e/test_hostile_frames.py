@@ -1,4 +1,4 @@
-"""Hostile frames and handshakes against a real engine node (PROTOCOL.md, *Transport and framing*).
+"""Hostile frames and handshakes against a real engine node (docs/protocol.md, *Transport and framing*).
 
 Raw ``websockets`` client, JSON text frames and MessagePack binary frames built
 by hand. Every message the server sends in a test is collected, and at teardown

@@ -1,4 +1,4 @@
-"""Hostile tokens and handshakes against a real engine node (PROTOCOL.md, *Authentication*).
+"""Hostile tokens and handshakes against a real engine node (docs/protocol.md, *Authentication*).
 
 Every attack is made with the raw ``websockets`` client and hand-forged JWTs;
 after each attack the same node must still welcome a well-behaved candidate.

@@ -56,3 +56,38 @@ def test_landing_and_exam_pages_are_served(make_node):
     for asset in ("exam.js", "msgpack.js", "exam.css", "common.css", "landing.js"):
         status, _, _ = _get(f"{node.base_url}/static/{asset}")
         assert status == 200, asset
+
+
+def test_an_unknown_exam_is_404_on_every_exam_route(make_node, put_exam, make_token, kit, http_json):
+    node = make_node()
+    put_exam(node, kit.make_exam("known", 2))
+    admin = make_token("adm", "admin")
+    for path in ("", "/results", "/results?format=csv", "/analysis"):
+        status, body = http_json("GET", f"{node.base_url}/v1/exams/nope{path}", token=admin)
+        assert status == 404 and body["error"] == "not_found", (path, status, body)
+        status, body = http_json("GET", f"{node.base_url}/v1/exams/known{path}", token=admin)
+        assert status == 200, (path, status, body)
+    status, body = http_json("GET", f"{node.base_url}/v1/exams/known/results?format=xml", token=admin)
+    assert status == 400 and body["error"] == "bad_request"
+
+
+def test_an_exam_past_the_size_limit_is_refused_without_reading_it_all(make_node, make_token, kit, http_json):
+    import json as _json
+    import socket as _socket
+
+    node = make_node(EXAMWIRE_MAX_EXAM_BYTES="4096")
+    admin = make_token("adm", "admin")
+    small = kit.make_exam("small", 2)
+    assert http_json("PUT", f"{node.base_url}/v1/exams/small", token=admin, body=small)[0] == 200
+    big = kit.make_exam("big", 40)
+    assert len(_json.dumps(big)) > 4096
+    status, body = http_json("PUT", f"{node.base_url}/v1/exams/big", token=admin, body=big)
+    assert status == 413 and body["error"] == "too_large" and "4096" in body["message"]
+    # a client that announces 1 GiB is answered at once, before it sends a byte of it
+    with _socket.create_connection(("127.0.0.1", node.port), timeout=5) as sock:
+        sock.sendall(
+            f"PUT /v1/exams/huge HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {1 << 30}\r\n\r\n".encode()
+        )
+        head = sock.recv(4096).decode(errors="replace")
+    assert head.startswith("HTTP/1.1 413"), head

@@ -1,6 +1,6 @@
 """The proctor feed across engine nodes: snapshot, updates within a second, presence, coalescing.
 
-Derived from PROTOCOL.md ("Proctor connection") and docs/protocol.md; two real
+Derived from docs/protocol.md ("Proctor connection"); two real
 engine nodes share one Redis; the proctor watches on node A, candidates work
 on node B.
 """

@@ -1,4 +1,4 @@
-"""Server -> client messages: wire shapes (PROTOCOL.md field names) and round trips."""
+"""Server -> client messages: wire shapes (docs/protocol.md field names) and round trips."""
 
 import dataclasses
 

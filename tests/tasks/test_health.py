@@ -20,7 +20,7 @@ import redis as redis_sync
 from storage import keys
 from tests.conftest import REPO_ROOT
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, http_json, json_events, wait_until
 
 from .conftest import FAST, store_rows
 
@@ -95,43 +95,67 @@ def test_readyz_can_fail_when_persistence_is_degraded(make_node, make_worker, re
     assert body["_status"] == 200 and body["status"] == "ready" and body["persistence"] == "degraded"
 
 
+def _beat(tmp_path, name: str, env: dict[str, str]) -> tuple[subprocess.Popen, Any]:
+    log_path = tmp_path / f"{name}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "examwire", "beat", "--data-dir", str(tmp_path / name)],
+            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return proc, log_path
+
+
+def _said(log_path, event: str) -> list[dict[str, Any]]:
+    return json_events(log_path.read_text(errors="replace"), event)
+
+
 def test_one_beat_schedules_a_second_stands_by_and_takes_over(make_node, make_worker, put_exam, make_token, results_db, redis_url, secrets, arun, tmp_path):
     node = make_node(EXAMWIRE_SQLITE_PATH=str(results_db))
     put_exam(node, {**SAMPLE_EXAM, "id": "health"})
     first = make_worker(beat=True, EXAMWIRE_BEAT_LOCK_TTL_S="3")
     r = redis_sync.Redis.from_url(redis_url, decode_responses=True)
     holder = wait_until(lambda: r.get(keys.BEAT_LOCK), 30, "the first beat's lock\n" + first.log())
-
-    env = {**_cli_env(redis_url, secrets, results_db, EXAMWIRE_BEAT_LOCK_TTL_S="3"), **FAST, "PYTHONUNBUFFERED": "1"}
-    log_path = tmp_path / "beat2.log"
-    with open(log_path, "ab") as log:
-        second = subprocess.Popen(
-            [sys.executable, "-m", "examwire", "beat", "--data-dir", str(tmp_path / "b2")],
-            env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+    base = {**_cli_env(redis_url, secrets, results_db), **FAST, "PYTHONUNBUFFERED": "1"}
+    second, second_log = _beat(tmp_path, "beat2", {**base, "EXAMWIRE_BEAT_LOCK_TTL_S": "30"})
+    third = None
     try:
-        standby = wait_until(
-            lambda: [json.loads(line) for line in log_path.read_text().splitlines() if '"beat_standby"' in line], 20,
-            "the second beat to say it stands by",
-        )  # fmt: skip
+        standby = wait_until(lambda: _said(second_log, "beat_standby"), 20, "the second beat to say it stands by")
         assert standby[0]["holder"] == holder and "not scheduling" in standby[0]["message"]
         time.sleep(2)
         assert r.get(keys.BEAT_LOCK) == holder  # still the first: the second never took it
         assert len(r.zrange(keys.BEATS, 0, -1)) == 2
 
-        first.kill()  # the scheduling beat dies without releasing its lock
+        # the holder hangs (alive, silent): the standby waits out the lock's time to live (3 s), then schedules
+        os.killpg(first.proc.pid, signal.SIGSTOP)
+        hung_at = time.monotonic()
         wait_until(lambda: r.get(keys.BEAT_LOCK) not in (None, holder), 15, "the standby to take the lock over")
-        assert '"beat_lock_taken"' in log_path.read_text()
+        assert time.monotonic() - hung_at >= 1.5  # it did wait for the lock to expire
+        assert _said(second_log, "beat_lock_taken")
+        first.kill()
         # it schedules for real: with a worker (no beat of its own) a new result is stored
         worker = make_worker(beat=False)
         attempt = arun(_finish(node, make_token, "after-takeover"))
         wait_until(lambda: attempt in {a for a, _, _ in store_rows(results_db)}, 30, "stored after the takeover\n" + worker.log())
+
+        # the holder (lock for 30 s) is SIGKILLed: a beat on the same host sees its process gone and takes over at once
+        second_name = r.get(keys.BEAT_LOCK)
+        os.killpg(second.pid, signal.SIGKILL)
+        second.wait()
+        third, third_log = _beat(tmp_path, "beat3", {**base, "EXAMWIRE_BEAT_LOCK_TTL_S": "30"})
+        wait_until(lambda: r.get(keys.BEAT_LOCK) not in (None, second_name), 15, "the third beat to take over at once")
+        assert r.pttl(keys.BEAT_LOCK) > 20_000  # its own lock, not the dead one's remainder
+        freed = _said(third_log, "beat_lock_freed")
+        assert freed and freed[0]["holder"] == second_name
     finally:
-        second.send_signal(signal.SIGTERM)
-        second.wait(20)
+        for proc in (second, third):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(20)
         r.close()
     # a clean stop releases the lock at once
+    r = redis_sync.Redis.from_url(redis_url, decode_responses=True)
     assert r.get(keys.BEAT_LOCK) is None
+    r.close()
 
 
 def test_status_tells_an_operator_the_truth(make_node, make_worker, put_exam, make_token, results_db, redis_url, secrets, arun):
