@@ -28,8 +28,16 @@ class BadToken(Exception):
 class Claims:
     sub: str
     role: str
-    name: str
+    name: str  # the ``name`` claim, else ``sub``
     exams: frozenset[str] | None
+    named: bool = True  # False: the token had no usable ``name`` claim (``name`` is then the ``sub``)
+
+    @property
+    def signature(self) -> str:
+        """How a proctor's message is signed to the candidate: the ``name`` claim, else the role (never the ``sub``)."""
+        if self.named:
+            return self.name
+        return "Administrator" if self.role == "admin" else "Proctor"
 
     def may_use(self, exam_id: str) -> bool:
         """True when the token's ``exams`` claim (if any) admits ``exam_id``."""
@@ -92,14 +100,15 @@ def claims_from(payload: Mapping[str, object]) -> Claims:
     if not isinstance(role, str) or role not in ROLES:
         raise BadToken("invalid token: role")
     name = payload.get("name")
-    if not isinstance(name, str) or len(name) > 200:
+    named = isinstance(name, str) and 0 < len(name.strip()) and len(name) <= 200
+    if not named:
         name = sub
     exams = payload.get("exams")
     if exams is not None:
         if not isinstance(exams, list) or not all(isinstance(e, str) for e in exams):
             raise BadToken("invalid token: exams")
         exams = frozenset(exams)
-    return Claims(sub=sub, role=str(role), name=name, exams=exams)
+    return Claims(sub=sub, role=str(role), name=str(name), exams=exams, named=named)
 
 
 def bearer(headers: Mapping[str, str]) -> str | None:

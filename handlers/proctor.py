@@ -189,7 +189,8 @@ class ProctorSession:
             if snap.attempt.state in FINAL:
                 raise RequestError(ErrorCode.NOT_ACTIVE, "the attempt has ended", req.id)
             now = ctx.clock()
-            notice = {"a": req.attempt, "k": "notice", "text": req.text, "from": by["by_name"]}
+            assert self.claims is not None
+            notice = {"a": req.attempt, "k": "notice", "text": req.text, "from": self.claims.signature}
             committed = await ctx.attempts.commit(
                 snap, snap.attempt, control=notice, action={"action": "message", "text": req.text, **by, "at": now}
             )

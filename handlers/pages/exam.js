@@ -1,6 +1,6 @@
 // Examwire candidate exam client (ES module; nothing is exposed on window).
 //
-// Protocol: /work/shared/PROTOCOL.md (the contract) and docs/protocol.md Part 1.
+// Protocol: docs/protocol.md (the wire contract; the candidate connection).
 // MessagePack binary frames (msgpack.js), JSON text frames as a fallback.
 // CSP: no inline script or style, no eval; prompts and options are text and
 // only ever reach the DOM through textContent.
@@ -151,6 +151,7 @@ const S = {
   warned: new Set(),
   wasFullscreen: false,
   rendered: null, // {index, qid} of the question in the DOM
+  navIndex: null, // the question the navigator last scrolled to
   startSent: false,
   returnFocus: null,
   nextTarget: null,
@@ -192,9 +193,20 @@ function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-function fmtNum(n) {
+/**
+ * A score, points or percent value the way a person reads it: at most
+ * `decimals` decimals, trailing zeros dropped (2.3333 -> "2.33", 7 -> "7",
+ * 2.50 -> "2.5"). The server sends up to 4 decimals; nobody reads those.
+ */
+function fmtNum(n, decimals = 2) {
   if (typeof n !== 'number' || !Number.isFinite(n)) return String(n);
-  return String(Number.isInteger(n) ? n : Number(n.toFixed(4)));
+  const rounded = Number(n.toFixed(decimals));
+  return String(Object.is(rounded, -0) ? 0 : rounded);
+}
+
+function fmtPoints(n) {
+  const text = fmtNum(n);
+  return `${text}\u00a0${text === '1' ? 'point' : 'points'}`; // a number and its unit never wrap apart
 }
 
 function sameValue(a, b) {
@@ -344,6 +356,8 @@ function takeFragmentToken() {
 
 function showToken(error) {
   S.token = null;
+  el.who.textContent = ''; // no token (or a refused one): nobody is signed in
+  el.who.hidden = true;
   showView('token');
   el.tokenExam.textContent = S.examId || '';
   el.tokenError.textContent = error || '';
@@ -353,17 +367,22 @@ function showToken(error) {
   if (error) el.token.focus();
 }
 
+/** A refusal no reconnection can fix: explained once, in its own view (no banner repeating it). */
 function showProblem(title, text) {
+  setBanner('online', '');
   showView('problem');
   el.problemTitle.textContent = title;
   el.problemText.textContent = text;
+  el.problemTitle.focus(); // read out at once; the view replaced whatever had focus
 }
 
 function useToken(token) {
   S.token = token;
   storeSet(sessionStorage, tokenKey(S.examId), token);
   const claims = claimsOf(token);
-  const who = typeof claims.name === 'string' && claims.name ? claims.name : typeof claims.sub === 'string' ? claims.sub : '';
+  let who = '';
+  if (typeof claims.name === 'string' && claims.name.trim()) who = claims.name;
+  else if (typeof claims.sub === 'string' && claims.sub) who = `User ${claims.sub}`;
   el.who.textContent = who;
   el.who.hidden = !who;
   S.fatal = false;
@@ -508,12 +527,10 @@ function fatal(code) {
   setConn('idle', 'Not connected');
   if (code === 4401) {
     storeSet(sessionStorage, tokenKey(S.examId), null);
-    setBanner(S.everWelcomed ? 'ended' : 'online', S.everWelcomed ? text : '');
-    showToken(text);
+    showToken(text); // the form says why (once); the banner stays hidden
     S.fatal = false; // a new token may be pasted
     return;
   }
-  setBanner('ended', text);
   showProblem(code === 4404 ? 'No such exam' : code === 4400 ? 'Please reload' : 'Access refused', text);
 }
 
@@ -968,10 +985,15 @@ function onResult(m) {
   if (isFinalState()) renderResult();
 }
 
+// `from` is the proctor's `name` claim, but for a token without one the server
+// sends the proctor's user id (docs/protocol.md: "`from` is the proctor's `name`
+// claim"; the engine falls back to `sub`), which is meaningless to a candidate
+// ("Message from P1"). The page cannot tell a name from an id, so it names the
+// role: what a candidate needs to know is that the proctor wrote it.
 function onNotice(m) {
   const text = typeof m.text === 'string' ? m.text : '';
   if (!text) return;
-  const from = typeof m.from === 'string' && m.from ? m.from : 'Your proctor';
+  const from = 'your proctor';
   const item = document.createElement('div');
   item.className = 'notice';
   item.setAttribute('role', 'note');
@@ -1175,7 +1197,7 @@ function buildQuestion(q) {
   S.rendered = { index: S.index, qid: q.id };
   el.prompt.textContent = q.prompt;
   const points = typeof q.points === 'number' ? q.points : 1;
-  el.qMeta.textContent = plural(Number(fmtNum(points)), 'point', 'points');
+  el.qMeta.textContent = fmtPoints(points);
   el.answerFs.hidden = false;
   el.inputError.hidden = true;
   el.answerLegend.textContent = TYPE_LABEL[q.type] || 'Your answer';
@@ -1388,7 +1410,8 @@ function renderLock() {
   }
   let block = '';
   let kind = '';
-  if (S.superseded) { block = 'This exam is open in another window or device.'; kind = 'superseded'; }
+  // superseded: the banner says it (once), with the button that takes the exam back
+  if (S.superseded) kind = 'superseded';
   else if (S.timeUp) { block = 'Time is up. Your saved answers are being handed in…'; kind = 'timeup'; }
   else if (S.state === 'paused') { block = 'Your proctor has paused the exam. The clock is stopped; please wait.'; kind = 'paused'; }
   else if (S.submitting) { block = S.welcomed ? 'Submitting your exam…' : 'Your exam will be submitted as soon as the connection is back.'; kind = 'submitting'; }
@@ -1448,6 +1471,23 @@ function renderNavigator() {
   }
   el.progress.textContent = `${answered} of ${S.total} answered`;
   el.progressFill.style.width = S.total ? `${(100 * answered) / S.total}%` : '0%';
+  if (S.navIndex !== S.index && el.view.dataset.view === 'question') {
+    S.navIndex = S.index;
+    keepCurrentInView();
+  }
+}
+
+/** Scroll the navigator (only it, never the page) so that the current question's cell is in view. */
+function keepCurrentInView() {
+  const nav = el.navigator;
+  const li = nav.children[S.index];
+  if (!li || nav.scrollHeight <= nav.clientHeight) return;
+  const pad = parseFloat(getComputedStyle(nav).paddingTop) || 0;
+  const box = nav.getBoundingClientRect();
+  const top = box.top + nav.clientTop;
+  const cell = li.getBoundingClientRect();
+  if (cell.top < top + pad) nav.scrollTop -= top + pad - cell.top;
+  else if (cell.bottom > top + nav.clientHeight - pad) nav.scrollTop += cell.bottom - (top + nav.clientHeight - pad);
 }
 
 function renderAll() {
@@ -1576,7 +1616,7 @@ function renderResult() {
     const pct = document.createElement('p');
     pct.className = 'result__percent';
     pct.id = 'percent';
-    pct.textContent = `${typeof r.percent === 'number' ? Number(r.percent.toFixed(1)) : '?'} %`;
+    pct.textContent = `${typeof r.percent === 'number' ? fmtNum(r.percent, 1) : '?'}\u00a0%`; // never wrapped apart
     const passed = document.createElement('p');
     passed.id = 'passed';
     passed.className = `result__passed badge ${r.passed ? 'badge--pass' : 'badge--fail'}`;

@@ -1,6 +1,6 @@
 // Examwire live proctor dashboard (ES module; nothing is exposed on window).
 //
-// Protocol: /work/shared/PROTOCOL.md "Proctor connection", JSON text frames.
+// Protocol: docs/protocol.md (the wire contract; the proctor connection), JSON text frames.
 // CSP: no inline script/style, no eval; untrusted text (names, reasons, event
 // details) only ever reaches the DOM through textContent.
 
@@ -32,8 +32,6 @@ const FATAL_CLOSE = new Map([
   [4403, 'Not allowed: this token may not proctor this exam'],
   [4404, 'No such exam'],
 ]);
-
-const SHORT_CLOSE = new Map([[4401, 'Token refused'], [4403, 'Not allowed'], [4404, 'No such exam']]);
 
 const ERROR_TEXT = {
   not_active: 'the attempt is not in a state that allows this',
@@ -185,6 +183,27 @@ function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
+/**
+ * A score, points or percent value the way a person reads it: at most
+ * `decimals` decimals, trailing zeros dropped (2.3333 -> "2.33", 7 -> "7").
+ */
+function fmtNum(n, decimals = 2) {
+  if (typeof n !== 'number' || !Number.isFinite(n)) return String(n);
+  const rounded = Number(n.toFixed(decimals));
+  return String(Object.is(rounded, -0) ? 0 : rounded);
+}
+
+function fmtPoints(n) {
+  const text = fmtNum(n);
+  return `${text}\u00a0${text === '1' ? 'point' : 'points'}`; // a number and its unit never wrap apart
+}
+
+/** Does `extra` (say a close reason) only repeat what `text` already says? */
+function repeats(text, extra) {
+  const norm = (t) => t.toLowerCase().replace(/[^a-z0-9]+/g, ' ').trim();
+  return norm(text).includes(norm(extra));
+}
+
 function truncate(text, max) {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
@@ -261,7 +280,10 @@ function showFatal(text) {
 
 function showWho(token) {
   const c = claimsOf(token);
-  const who = typeof c.name === 'string' && c.name ? c.name : typeof c.sub === 'string' ? c.sub : '';
+  // a name when the token has one; else the user id, labelled as such (never passed off as a name)
+  let who = '';
+  if (typeof c.name === 'string' && c.name.trim()) who = c.name;
+  else if (typeof c.sub === 'string' && c.sub) who = `User ${c.sub}`;
   const role = typeof c.role === 'string' ? c.role : '';
   el.who.textContent = who ? `${who}${role ? ` · ${role}` : ''}` : '';
   el.who.hidden = !who;
@@ -327,7 +349,7 @@ async function signIn(token, wantExam) {
   if (res && (res.status === 401 || res.status === 403)) {
     const why = await readError(res);
     if (seq !== app.signInSeq) return;
-    const short = res.status === 401 ? 'Token refused (HTTP 401)' : 'Not allowed (HTTP 403)';
+    const short = `Refused (HTTP ${res.status})`;
     const head = res.status === 401
       ? 'Token refused (HTTP 401): it is malformed, expired or wrongly signed'
       : 'Not allowed (HTTP 403): this token may not proctor exams; a proctor or admin token is needed';
@@ -493,8 +515,12 @@ function onClosed(gen, code, reason) {
 
   if (FATAL_CLOSE.has(code)) {
     app.fatal = true;
-    const text = `${FATAL_CLOSE.get(code)} (close ${code}${reason ? `: ${reason}` : ''}).`;
-    const short = `${SHORT_CLOSE.get(code)} (${code})`;
+    // said once: the status pill only says "Refused", the message says what, and
+    // the server's reason only when it adds something ("no such exam" does not)
+    const what = FATAL_CLOSE.get(code);
+    const why = reason && !repeats(what, reason) ? `: ${reason}` : '';
+    const text = `${what} (close ${code}${why}).`;
+    const short = `Refused (${code})`;
     if (code === 4401) {
       refuse(short, `${text} Paste a new token.`);
       return;
@@ -679,8 +705,10 @@ function actionButton(action, label, cls) {
 function createRecord(id) {
   const tr = document.createElement('tr');
   tr.dataset.attempt = id;
+  tr.setAttribute('role', 'row'); // explicit: rows stay rows in the card layout (see proctor.html)
   const td = (col, cls) => {
     const cell = mk('td', cls);
+    cell.setAttribute('role', 'cell');
     cell.dataset.col = col;
     tr.append(cell);
     return cell;
@@ -725,6 +753,7 @@ function createRecord(id) {
   const events = value('events', 'cv');
 
   const actions = mk('td');
+  actions.setAttribute('role', 'cell');
   actions.dataset.col = 'actions';
   const group = mk('div', 'row-actions');
   const buttons = {
@@ -792,7 +821,8 @@ function renderRow(rec) {
   put(rec, 'state', c.badge, STATE_LABEL[state] || state);
   putClass(rec, 'stateCls', c.badge, `badge badge--${STATE_RANK[state] === undefined ? 'unknown' : state}`);
   const extra = [];
-  if (final && typeof d.percent === 'number') extra.push(`${Math.round(d.percent * 10) / 10} %`);
+  if (final && typeof d.score === 'number') extra.push(fmtPoints(d.score));
+  if (final && typeof d.percent === 'number') extra.push(`${fmtNum(d.percent, 1)}\u00a0%`);
   if ((final || state === 'paused') && typeof d.reason === 'string' && d.reason && d.reason !== state) extra.push(d.reason);
   put(rec, 'extra', c.stateExtra, extra.join(' · '));
 

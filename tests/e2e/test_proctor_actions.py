@@ -157,6 +157,16 @@ def test_message_reaches_the_candidate_wherever_it_is(make_node, put_exam, make_
         ack = await p.request("message", attempt=aid, text="are you there?")
         assert ack["t"] == "ack" and ack["connected"] is False
         await p.close()
+        # a proctor token without a name claim signs as "Proctor", not as its sub
+        nameless, _, _ = await open_proctor(a, "act4", make_token("p1", "proctor"))
+        await c.connect()
+        await c.hello()
+        mark = c.mark()
+        assert (await nameless.request("message", attempt=aid, text="hello"))["t"] == "ack"
+        notice = await c.wait_for("notice", 2.0, since=mark)
+        assert notice["from"] == "Proctor"
+        await nameless.close()
+        await c.close()
 
     arun(body())
 

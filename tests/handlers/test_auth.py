@@ -101,6 +101,14 @@ def test_good_token_defaults() -> None:
 def test_overlong_or_ill_typed_name_falls_back_to_sub() -> None:
     assert verify(hs_auth(), hs(payload("carol", name="x" * 201))).name == "carol"
     assert verify(hs_auth(), hs(payload("carol", name=["Carol"]))).name == "carol"
+    assert verify(hs_auth(), hs(payload("carol", name="   "))).name == "carol"
+
+
+def test_a_message_is_signed_with_the_name_claim_else_the_role_never_the_sub() -> None:
+    assert verify(hs_auth(), hs(payload("p1", "proctor", name="Room 4 proctor"))).signature == "Room 4 proctor"
+    assert verify(hs_auth(), hs(payload("p1", "proctor"))).signature == "Proctor"
+    assert verify(hs_auth(), hs(payload("a9", "admin"))).signature == "Administrator"
+    assert verify(hs_auth(), hs(payload("p1", "proctor", name=""))).signature == "Proctor"
 
 
 def test_audience_may_be_a_list_containing_ours() -> None:

@@ -26,6 +26,7 @@ from tests.pages.exam_support import (
     shown_value,
     tab_to,
 )
+from tests.pages.page_checks import visible_text
 
 TOKEN_KEY = "examwire.exam.token:{exam}"
 PHONE = {"width": 375, "height": 740}
@@ -473,6 +474,9 @@ def test_second_window_supersedes_and_the_first_does_not_fight_back(make_node, p
             await expect(first.locator("#banner-text")).to_contain_text("This exam was opened in another window or device")
             await expect(first.locator("#answer-body input").first).to_be_disabled()
             await expect(first.locator("#take-over")).to_be_visible()
+            # said once (the banner, with its button), not again above the question
+            shown = await visible_text(first)
+            assert len(re.findall("another window or device", shown)) == 1, shown
             await shoot(first, "exam-superseded.png")
             sockets = len(probe.websockets)
             await asyncio.sleep(2.5)  # watching for reconnects that must not happen
@@ -587,7 +591,8 @@ def test_proctor_pause_notice_and_resume_reach_the_page(make_node, put_exam, mak
                 assert ack["t"] == "ack", ack
                 notice = page.locator("#notice .notice")
                 await expect(notice).to_contain_text("Please stay in your seat.")
-                await expect(notice).to_contain_text("Message from Pat")
+                # the sender is the role, never the name claim (servers send the user id when there is none)
+                await expect(notice.locator(".notice__from")).to_have_text("Message from your proctor")
                 await asyncio.sleep(1.2)
                 assert await page.locator("#timer").text_content() == frozen  # the clock stands still
 

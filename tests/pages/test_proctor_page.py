@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import testkit
+from tests.pages.page_checks import contrast
 from tests.e2e.client import ExamClient, attempt_url
 from tests.e2e.conftest import make_exam, right
 
@@ -505,6 +506,18 @@ def test_reconnects_with_a_fresh_snapshot_after_the_node_restarts(make_node, put
             status = page.locator("#conn-status")
             await expect(status).to_have_attribute("data-state", "reconnecting", timeout=5000)
             await expect(status).to_contain_text("Reconnecting")
+            # the table says it may be out of date without fading its text below 4.5:1
+            await expect(page.locator("#live")).to_have_class(re.compile(r"\bis-stale\b"))
+            faded = await row.locator(".cand-user").evaluate("""(e) => {
+              let alpha = 1;
+              for (let n = e; n; n = n.parentElement) alpha *= Number(getComputedStyle(n).opacity);
+              return {alpha, color: getComputedStyle(e).color,
+                      bg: getComputedStyle(e.closest('.panel')).backgroundColor};
+            }""")
+            r, g, b = (int(x) for x in re.findall(r"\d+", faded["color"])[:3])
+            a = faded["alpha"]
+            shown = f"rgb({r * a + 255 * (1 - a)}, {g * a + 255 * (1 - a)}, {b * a + 255 * (1 - a)})"
+            assert contrast(shown, faded["bg"]) >= 4.5, f"stale text at {contrast(shown, faded['bg']):.2f}:1 ({faded})"
             await shoot(page, "proctor-reconnecting.png")
 
             # the candidate keeps working on node B meanwhile
