@@ -40,7 +40,7 @@ Sections (each a key of ``bench-results.json``; ``sessions`` runs right after
   candidates answering once a second and one proctor: answer→update.
 
 Writes ``--out`` (JSON) and the same path with ``.md`` (a Markdown table with
-the goals of issue 6). ``--profile DIR`` also samples the engine node with
+the performance goals). ``--profile DIR`` also samples the engine node with
 py-spy during each section (``loadtests/profiling.py``) and writes where the
 samples fell to ``DIR/profile.md``; a profiled run's timings are not the
 benchmark's. ``--quick`` is a small size for CI: it checks that

@@ -6,14 +6,15 @@ never from the test venv::
     EXAMWIRE_JWT_SECRET=... .venv-locust/bin/locust -f loadtests/locustfile.py \\
         --headless -u 200 -r 20 -t 5m --host http://127.0.0.1:8000
 
-``loadtests/README-locust.md`` describes every option, the request types and
+``docs/load-testing.md`` describes every option, the request types and
 the distributed modes. In short:
 
 ``ExamCandidate`` gets an identity (a token minted with the engine's HS256
 secret, or the next line of ``--tokens-file``), connects to
 ``/v1/exams/{exam}/attempt``, says ``hello``, sends ``start`` (at one shared
 instant with ``--sync-start``), then, once every ``--answer-interval``
-seconds (``constant_pacing``), moves to the next question of its own order
+seconds (constant pacing, each candidate at its own random phase within the
+interval unless ``--answer-phase aligned``), moves to the next question of its own order
 (``goto``) and answers it with a valid value for its type. With probability
 ``--drop-rate`` per answer it kills the socket right after sending the
 answer, reconnects, checks that ``welcome`` kept every acknowledged answer,
@@ -30,10 +31,17 @@ with a fresh identity (``--after-submit new``, the default) or stops
 Every step is reported as request type ``WS``; any protocol error (an
 ``error`` reply, an unexpected close, a timeout, a malformed frame) fails the
 step it happened in.
+
+Every process also watches itself (``HealthMonitor``): its CPU use and its
+scheduling lag (how late a due greenlet runs, which every response time it
+measures includes). It warns when either passes ``--harness-cpu-warn`` /
+``--harness-lag-warn-ms`` and prints a verdict, with exact answer and goto
+percentiles, after Locust's final tables.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import socket
@@ -48,7 +56,7 @@ import gevent
 import websocket
 from gevent.event import Event
 from gevent.queue import Empty, Queue
-from locust import User, constant, constant_pacing, events, task
+from locust import User, constant, events, task
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -89,7 +97,15 @@ def _add_arguments(parser: Any) -> None:
     g = parser  # Locust's own parser: these show in --help and in the web UI's start form
     g.add_argument("--exam", default="demo", help="exam id (default: demo)")
     g.add_argument("--encoding", choices=ls.ENCODINGS, default="msgpack", help="frame encoding (default: msgpack)")
-    g.add_argument("--answer-interval", type=float, default=5.0, help="seconds between a candidate's answers (constant_pacing; default 5)")
+    g.add_argument("--answer-interval", type=float, default=5.0, help="seconds between a candidate's answers (constant pacing; default 5)")
+    g.add_argument(
+        "--answer-phase",
+        choices=ls.ANSWER_PHASES,
+        default="auto",
+        help="when in its interval a candidate answers: random (each its own phase, so answers are spread evenly), "
+        "aligned (in step with the users spawned with it: bursts of --spawn-rate candidates), "
+        "auto (default: aligned with --sync-start, else random)",
+    )
     g.add_argument(
         "--drop-rate", type=float, default=0.02, help="probability per answer of dropping the socket and resuming (default 0.02)"
     )
@@ -136,6 +152,27 @@ def _add_arguments(parser: Any) -> None:
         default=False,
         help="at each ping the proctor also extends every attempt by 1 s (extend all:true)",
     )
+    g.add_argument(
+        "--harness-cpu-warn",
+        type=float,
+        default=ls.HEALTH_CPU_WARN,
+        env_var="EXAMWIRE_LOCUST_CPU_WARN",
+        help=f"warn when a Locust process uses this fraction of one core over a health window (default {ls.HEALTH_CPU_WARN:g}; 0: off)",
+    )
+    g.add_argument(
+        "--harness-lag-warn-ms",
+        type=float,
+        default=ls.HEALTH_LAG_WARN_MS,
+        env_var="EXAMWIRE_LOCUST_LAG_WARN_MS",
+        help=f"warn when a Locust process's scheduling lag p99 over a health window reaches this (default {ls.HEALTH_LAG_WARN_MS:g} ms; 0: off)",
+    )
+    g.add_argument(
+        "--harness-window",
+        type=float,
+        default=ls.HEALTH_WINDOW_S,
+        env_var="EXAMWIRE_LOCUST_HEALTH_WINDOW",
+        help=f"seconds per health window (default {ls.HEALTH_WINDOW_S:g})",
+    )
 
 
 @dataclass(frozen=True)
@@ -143,6 +180,7 @@ class Options:
     exam: str = "demo"
     encoding: str = "msgpack"
     answer_interval: float = 5.0
+    answer_phase: str = "auto"
     drop_rate: float = 0.02
     ws_timeout: float = 10.0
     jwt_secret_file: str = ""
@@ -157,6 +195,9 @@ class Options:
     proctors: int = 1
     proctor_ping_interval: float = 30.0
     proctor_extend: bool = False
+    harness_cpu_warn: float = ls.HEALTH_CPU_WARN
+    harness_lag_warn_ms: float = ls.HEALTH_LAG_WARN_MS
+    harness_window: float = ls.HEALTH_WINDOW_S
 
     @classmethod
     def of(cls, environment: Any) -> Options:
@@ -281,6 +322,13 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
         BARRIER.announce(opts.start_at)
         if not isinstance(environment.runner, WorkerRunner):
             log.info("sync-start: every candidate sends start at %s (--start-at)", _iso(opts.start_at))
+    if not isinstance(environment.runner, WorkerRunner):
+        if opts.answer_phase == "aligned" or (opts.answer_phase == "auto" and opts.sync_start):
+            log.info(
+                "answers aligned (--answer-phase %s): candidates started together answer in step, one burst per interval; "
+                "response times include the wait behind that burst",
+                opts.answer_phase,
+            )
 
 
 @events.spawning_complete.add_listener
@@ -325,6 +373,164 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
 
 
+# ------------------------------------------------------------------ the harness's own health
+
+HEALTH_REPORT_KEY = "examwire_harness"  # worker -> master, in the stats reports
+WARN_EVERY_S = 30.0  # after the first warning, at most one log line per this many seconds (every window is counted)
+
+
+class _Health:
+    """This process's health monitor (CPU, scheduling lag) and exact answer/goto response times."""
+
+    def __init__(self) -> None:
+        self.monitor: ls.HealthMonitor | None = None
+        self.greenlet: gevent.Greenlet | None = None
+        self.latency = ls.LatencySamples((ANSWER, GOTO))
+        self.stopped = False
+        self.last_warning = -1e9
+        self.suppressed = 0
+        self.new_flags: list[str] = []  # flagged windows not yet forwarded to the master
+        self.workers: dict[str, dict[str, Any]] = {}  # master: final summaries by worker
+        self._gc_started = 0.0
+
+    def start(self, opts: Options) -> None:
+        self.stop()
+        self.monitor = ls.HealthMonitor(cpu_warn=opts.harness_cpu_warn, lag_warn_ms=opts.harness_lag_warn_ms, window_s=opts.harness_window)
+        self.latency = ls.LatencySamples((ANSWER, GOTO))
+        self.stopped = False
+        self.greenlet = gevent.spawn(self._loop, self.monitor)
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, _info: dict[str, Any]) -> None:
+        """``gc.callbacks``: time every collection (a pause of every greenlet) into the current window."""
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self.monitor is not None and self._gc_started:
+            self.monitor.note_gc((time.perf_counter() - self._gc_started) * 1000.0)
+            self._gc_started = 0.0
+
+    def stop(self) -> None:
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+        if self.greenlet is not None:
+            self.greenlet.kill(block=True)
+            self.greenlet = None
+            if self.monitor is not None:
+                self._judge(self.monitor.close(min_seconds=1.0))
+            self.stopped = True
+
+    def _loop(self, monitor: ls.HealthMonitor) -> None:
+        tick = ls.HEALTH_TICK_S
+        while True:
+            t0 = time.perf_counter()
+            gevent.sleep(tick)
+            monitor.sample_lag(time.perf_counter() - t0 - tick)
+            if monitor.due():
+                self._judge(monitor.close())
+
+    def _judge(self, w: ls.HealthWindow | None) -> None:
+        if w is None or w.reliable:
+            return
+        self.new_flags.append("; ".join(w.reasons))
+        now = time.perf_counter()
+        if now - self.last_warning < WARN_EVERY_S:
+            self.suppressed += 1
+            return
+        more = f" ({self.suppressed} more such windows since the last warning)" if self.suppressed else ""
+        self.last_warning, self.suppressed = now, 0
+        machine = "" if w.machine_busy is None else f", machine {w.machine_busy:.0%} busy"
+        if w.run_queue is not None:
+            machine += f", waited {w.run_queue * w.seconds * 1000:.0f} ms for a core"
+        if w.gc_ms:
+            machine += f", GC {w.gc_ms:.0f} ms"
+        log.warning(
+            "harness overloaded for %.0f s: %s (its CPU %.0f%% of a core%s)%s; %s. Response times measured meanwhile "
+            "include up to %.0f ms of the harness's own delay",
+            w.seconds,
+            "; ".join(w.reasons),
+            w.cpu * 100,
+            machine,
+            more,
+            ls.advice(w, cpu_warn=self.monitor.cpu_warn if self.monitor else 0.0),
+            w.lag_max_ms or 0.0,
+        )
+
+    def summary(self) -> dict[str, Any] | None:
+        if self.monitor is None:
+            return None
+        return {**self.monitor.summary(), "latency": self.latency.summary()}
+
+
+HEALTH = _Health()
+
+
+@events.test_start.add_listener
+def _start_health(environment: Any, **_kw: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        # what exists before the first user (Locust, gevent, every imported module: ~75,000 objects) lives as long
+        # as the process: out of the collector's way, so a full collection walks only the users' own objects
+        gc.collect()
+        gc.freeze()
+        HEALTH.start(Options.of(environment))
+
+
+@events.test_stop.add_listener
+def _stop_health(environment: Any, **_kw: Any) -> None:
+    if not isinstance(environment.runner, MasterRunner):
+        HEALTH.stop()
+
+
+@events.report_to_master.add_listener
+def _health_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    report: dict[str, Any] = {"flags": HEALTH.new_flags}
+    HEALTH.new_flags = []
+    if HEALTH.stopped:  # the final report, after test_stop: the whole run's summary
+        report["summary"] = HEALTH.summary()
+    data[HEALTH_REPORT_KEY] = report
+
+
+@events.worker_report.add_listener
+def _health_from_worker(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    report = data.get(HEALTH_REPORT_KEY)
+    if not report:
+        return
+    for flag in report.get("flags", []):
+        log.warning("worker %s: harness overloaded: %s (its response times include its own delay)", client_id, flag)
+    if report.get("summary"):
+        HEALTH.workers[client_id] = report["summary"]
+
+
+@events.quit.add_listener
+def _health_report(**_kw: Any) -> None:
+    """After Locust's final tables: was the harness itself fast enough for its figures to be the engine's?"""
+    environment = _ENV.get("environment")
+    if environment is None:
+        return
+    if isinstance(environment.runner, MasterRunner):
+        summaries = sorted(HEALTH.workers.items())
+    else:
+        s = HEALTH.summary()
+        summaries = [("this process", s)] if s and s.get("windows") else []
+    for who, s in summaries:
+        reliable, line = ls.health_verdict(s)
+        lat = " ".join(
+            f"{name} n={v['n']} p50 {v['p50']} ms p99 {v['p99']} ms;" for name, v in (s.get("latency") or {}).items() if v.get("n")
+        )
+        if reliable:
+            log.info("harness health (%s): %s. Exact: %s", who, line, lat or "no samples")
+        else:
+            log.warning(
+                "harness health (%s): UNRELIABLE for %s s of %s s: %s. Its response times include its own delay; "
+                "compare with an independent client (python -m loadtests.probe). Exact: %s",
+                who,
+                s.get("unreliable_seconds"),
+                s.get("seconds"),
+                line,
+                lat or "no samples",
+            )
+
+
 # ------------------------------------------------------------------ candidate
 
 
@@ -345,7 +551,10 @@ class Attempt:
     next_id: int = 1
     pending: dict[int, ls.Pending] = field(default_factory=dict)  # unacknowledged, in id order
     replies: dict[int, dict[str, Any]] = field(default_factory=dict)  # ack/error of start and submit
-    questions: dict[int, dict[str, Any]] = field(default_factory=dict)  # position -> delivered question
+    # position -> (question id, the value to answer, or the ProtocolError answer_value raised): only what the
+    # candidate needs, not the delivered dicts (with 600 candidates holding their questions' dicts, options and
+    # prompts, every full garbage collection walked >100,000 objects: 35-70 ms with every greenlet paused)
+    questions: dict[int, tuple[str, Any]] = field(default_factory=dict)
     total: int | None = None
     batch_size: int | None = None
     show_result: bool = True
@@ -383,7 +592,9 @@ class ExamCandidate(User):
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
         self.o = Options.of(environment)
-        self._pacing = constant_pacing(self.o.answer_interval)
+        self._step_started: float | None = None  # perf_counter() at the start of the step under way (pacing)
+        self._phase = 0.0  # extra wait added once, before the first answer: this candidate's phase in the interval
+        self._phased = False
         self.url = f"{ls.ws_base(self.host or '')}/v1/exams/{self.o.exam}/attempt"
         self.ws: websocket.WebSocket | None = None
         self.att: Attempt | None = None
@@ -391,16 +602,28 @@ class ExamCandidate(User):
         self._current: tuple[str, float] | None = None  # the step under way (name, started), for failures
 
     def wait_time(self) -> float:
-        return self._pacing(self)
+        """Constant pacing: one step per ``--answer-interval``, whatever the step took (plus, once, the phase)."""
+        extra, self._phase = self._phase, 0.0
+        return ls.pacing_wait(self._step_started, self.o.answer_interval, time.perf_counter()) + extra
+
+    def _choose_phase(self) -> None:
+        """After a user's first start: wait a part of the interval once (``--answer-phase``), so that the users
+        Locust spawned at one instant do not answer in step for the whole run."""
+        if not self._phased:
+            self._phased = True
+            self._phase = ls.phase_offset(self.o.answer_phase, sync_start=self.o.sync_start, interval=self.o.answer_interval)
 
     # -- reporting -------------------------------------------------------------------
 
     def _fire(self, name: str, started: float, length: int = 0, exc: BaseException | None = None, ended: float | None = None) -> None:
         end = time.perf_counter() if ended is None else ended
+        ms = (end - started) * 1000.0
+        if exc is None:
+            HEALTH.latency.add(name, ms)
         self.environment.events.request.fire(
             request_type=REQUEST_TYPE,
             name=name,
-            response_time=(end - started) * 1000.0,
+            response_time=ms,
             response_length=length,
             exception=exc,
             context={"sub": self.att.sub if self.att else None},
@@ -414,6 +637,7 @@ class ExamCandidate(User):
 
     @task
     def step(self) -> None:
+        self._step_started = time.perf_counter()
         a = self.att
         if a is None:
             a = self.att = self._new_identity()
@@ -478,9 +702,12 @@ class ExamCandidate(User):
     def _request(self, a: Attempt, kind: str, message: dict[str, Any], **extra: Any) -> ls.Pending:
         rid = a.new_id()
         message = {**message, "id": rid}
+        payload, opcode = ls.encode(message, self.o.encoding)
+        # timed from just before the frame is written (as loadtests/probe.py times it), encoding excluded
         p = ls.Pending(rid=rid, kind=kind, message=message, sent_at=time.perf_counter(), **extra)
         a.pending[rid] = p
-        self._send(message)
+        assert self.ws is not None
+        self.ws.send(payload, opcode)
         return p
 
     def _recv(self, a: Attempt, deadline: float) -> dict[str, Any]:
@@ -492,6 +719,7 @@ class ExamCandidate(User):
         self.ws.settimeout(remaining)
         try:
             opcode, data = self.ws.recv_data()
+            at = time.perf_counter()  # the frame is read: replies are timed to here, before decoding
         except websocket.WebSocketTimeoutException:
             raise TimeoutError(f"no reply within {self.o.ws_timeout:g} s") from None
         except websocket.WebSocketConnectionClosedException:
@@ -499,7 +727,7 @@ class ExamCandidate(User):
         if opcode == ls.OPCODE_CLOSE:
             raise ls.UnexpectedClose(*ls.close_code(data))
         message = ls.decode(opcode, data, self.o.encoding)
-        self._apply(a, message, len(data))
+        self._apply(a, message, len(data), at)
         return message
 
     def _wait(self, a: Attempt, done: Callable[[], bool], name_on_fail: Callable[[], tuple[str, float] | None]) -> None:
@@ -528,9 +756,9 @@ class ExamCandidate(User):
         if step is not None and step[0] not in reported:
             self._fire(step[0], step[1], 0, exc)
 
-    def _apply(self, a: Attempt, m: dict[str, Any], size: int) -> None:
-        """Apply one server message to the attempt; raise ProtocolError when it breaks the protocol."""
-        t, now = m["t"], time.perf_counter()
+    def _apply(self, a: Attempt, m: dict[str, Any], size: int, now: float) -> None:
+        """Apply one server message (read at ``now``) to the attempt; raise ProtocolError when it breaks the protocol."""
+        t = m["t"]
         if t == "batch":
             self._on_batch(a, m, size, now)
         elif t in ("ack", "error"):
@@ -582,7 +810,11 @@ class ExamCandidate(User):
         for offset, q in enumerate(questions):
             if not isinstance(q, dict) or q.get("index") != start + offset or not isinstance(q.get("id"), str):
                 raise ls.MalformedFrame(f"batch from {start}: question {offset} is {str(q)[:200]}")
-            a.questions[start + offset] = q
+            try:
+                value: Any = ls.answer_value(q)
+            except ls.ProtocolError as exc:  # fails that question's answer step, when it comes
+                value = exc
+            a.questions[start + offset] = (q["id"], value)
         a.total = total
         if start == 0 and a.batch_size is None:
             a.batch_size = len(questions)
@@ -702,6 +934,7 @@ class ExamCandidate(User):
         self._fire(START, t0, size, ended=arrived)
         a.started = True
         a.state = "active"
+        self._choose_phase()
 
     def _barrier(self) -> None:
         t0 = time.perf_counter()
@@ -725,13 +958,11 @@ class ExamCandidate(User):
             self._note_position(a, i, t0)
         # the question must be held by now (delivered with start or by prefetch)
         self._wait(a, lambda: i in a.questions, lambda: (PREFETCH, a.prefetch[1] if a.prefetch else t0))
-        q = a.questions[i]
-        try:
-            value = ls.answer_value(q)
-        except ls.ProtocolError as exc:
-            raise self._fail(ANSWER, t0, exc) from None
+        qid, value = a.questions[i]
+        if isinstance(value, ls.ProtocolError):
+            raise self._fail(ANSWER, t0, value)
         t1 = time.perf_counter()
-        self._request(a, "answer", {"t": "answer", "q": q["id"], "value": value}, qid=q["id"], value=value)
+        self._request(a, "answer", {"t": "answer", "q": qid, "value": value}, qid=qid, value=value)
         self._note_position(a, i, t1)
         a.cursor += 1
         if self.o.drop_rate > 0 and random.random() < self.o.drop_rate:
