@@ -163,13 +163,25 @@ class NodeServer:
         self._on_forced = on_forced
         self._done = threading.Event()
         self._armed = False
+        self._decided = threading.Lock()  # finished() and the watchdog agree on who ends the process
+        self._forcing = False
 
     def run(self, sock: socket.socket) -> None:
         self.server.run(sockets=[sock])
 
     def finished(self) -> None:
-        """The node, children included, has stopped: the watchdog stands down."""
-        self._done.set()
+        """The node, children included, has stopped: the watchdog stands down.
+
+        If it has already begun forcing the exit (its kill of the children is
+        what let this thread get here), the exit is its to make, with status
+        1: this thread waits for it instead of exiting first with the
+        signal's status.
+        """
+        with self._decided:
+            self._done.set()
+            forcing = self._forcing
+        if forcing:
+            threading.Event().wait()
 
     def arm(self) -> None:
         if self._armed:
@@ -180,6 +192,10 @@ class NodeServer:
     def _watch(self) -> None:
         if self._done.wait(self._budget):
             return
+        with self._decided:
+            if self._done.is_set():  # finished just now
+                return
+            self._forcing = True
         log = logging.getLogger("examwire")
         log.error(json.dumps({"event": "shutdown_forced", "after_s": self._budget, "message": "the node did not stop in time; stacks follow"}))
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)

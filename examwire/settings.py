@@ -153,6 +153,8 @@ class Settings:
         env = os.environ if env is None else env
         ddir = Path(data_dir or env.get("EXAMWIRE_DATA_DIR") or default_data_dir()).expanduser().resolve()
         redis_url = env.get("EXAMWIRE_REDIS_URL") or None
+        if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"EXAMWIRE_REDIS_URL must start with redis://, rediss:// or unix://, got {redacted_url(redis_url)!r}")
         jwks_url = env.get("EXAMWIRE_JWKS_URL") or None
         algorithms = _list(env, "EXAMWIRE_JWT_ALGORITHMS") or (("RS256",) if jwks_url else ("HS256",))
         allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256"}

@@ -44,7 +44,7 @@ def _not_sources(directory: str, names: list[str]) -> set[str]:
     skip = {"__pycache__", "node_modules"}
     if Path(directory) == REPO_ROOT:
         skip |= {".git", "build", "dist", "tests", "test-artifacts", "data", ".examwire"}
-    return {n for n in names if n in skip or n.startswith(".venv") or n.endswith((".egg-info", ".sock", ".pyc"))}
+    return {n for n in names if n in skip or n.startswith((".venv", ".coverage")) or n.endswith((".egg-info", ".sock", ".pyc"))}
 
 
 def _run(argv: list[str], **kw) -> subprocess.CompletedProcess[str]:
@@ -67,7 +67,8 @@ def prod_venv(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace
         base = getattr(sys, "_base_executable", sys.executable)
         made = _run([base, "-m", "venv", str(root)], timeout=120)
         assert made.returncode == 0, made.stderr
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV")}
+        # nor the coverage measurement of the test run (`make test`): the build must not be measured
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_REQUIRE_VIRTUALENV") and not k.startswith("COVERAGE_")}
         built = _run(
             [str(root / "bin" / "pip"), "install", "-q", "--no-input", "--disable-pip-version-check", str(src)],
             env=env, timeout=900, cwd=root.parent,
@@ -77,8 +78,9 @@ def prod_venv(tmp_path_factory: pytest.TempPathFactory) -> types.SimpleNamespace
     assert (root / "bin" / "examwire").exists(), f"{root} has no examwire script"
     check = _run([str(python), "-m", "pip", "check"], timeout=120)
     assert check.returncode == 0, f"pip check in the production venv:\n{check.stdout}{check.stderr}"
-    no_pytest = _run([str(python), "-c", "import pytest"], timeout=60, cwd=root)
-    assert no_pytest.returncode != 0, "the production venv has pytest: it was not built with `pip install .` alone"
+    for test_only in ("pytest", "coverage"):  # coverage: its .pth file would measure every process of the venv
+        found = _run([str(python), "-c", f"import {test_only}"], timeout=60, cwd=root)
+        assert found.returncode != 0, f"the production venv has {test_only}: it was not built with `pip install .` alone"
     editable = _run([str(python), "-c", "import examwire, sys; print(examwire.__file__)"], timeout=60, cwd=root)
     assert editable.returncode == 0 and str(root) in editable.stdout, f"examwire is not installed into the venv: {editable}"
     return types.SimpleNamespace(root=root, bin=root / "bin", python=python)

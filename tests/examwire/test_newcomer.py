@@ -46,8 +46,13 @@ class Demo:
                 [sys.executable, "-m", "examwire", "serve", "--demo", "--port", str(self.port)],
                 env=_env(data_dir), cwd=REPO_ROOT, stdout=out, stderr=err,
             )  # fmt: skip
-        wait_until(lambda: "examwire: listening on" in self.out() or self.proc.poll() is not None, 30, self.err)
-        assert self.proc.poll() is None, self.err()
+        try:
+            wait_until(lambda: "examwire: listening on" in self.out() or self.proc.poll() is not None, 30, self.err)
+            assert self.proc.poll() is None, self.err()
+        except BaseException:  # never leave a node behind a failed start
+            self.proc.kill()
+            self.proc.wait()
+            raise
         self.links = dict(line.split(": ", 1) for line in self.out().splitlines() if ": " in line)
 
     def out(self) -> str:
@@ -171,7 +176,9 @@ def test_make_serve_takes_a_port_and_a_host() -> None:
     make = shutil.which("make")
     if make is None:
         pytest.skip("no make")
-    dry = subprocess.run([make, "-n", "serve", "PORT=8123", "HOST=0.0.0.0"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
+    # --no-print-directory: under `make test` this make is a sub-make, which would print "Entering directory" lines
+    dry = subprocess.run([make, "-n", "--no-print-directory", "serve", "PORT=8123", "HOST=0.0.0.0"], cwd=REPO_ROOT,
+                         capture_output=True, text=True, timeout=30)  # fmt: skip
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.splitlines()[-1].endswith("/examwire serve --demo --host 0.0.0.0 --port 8123"), dry.stdout
 
@@ -198,3 +205,11 @@ def test_a_log_line_keeps_every_field_whatever_its_name() -> None:
     assert first["event"] == "exam_put" and first["created"] is True and first["fields"] == 1 and first["message"] == "m"
     assert first["level"] == "warning" and first["logger"] == "examwire.test-fields"
     assert second["event"] == "log" and second["message"] == "plain text" and second["level"] == "error"
+
+
+def test_a_malformed_redis_url_is_one_line_not_a_traceback(tmp_path) -> None:
+    env = {**_env(tmp_path / "data"), "EXAMWIRE_REDIS_URL": "localhost:6379", "EXAMWIRE_JWT_SECRET": "x" * 40, "EXAMWIRE_SECRET": "y"}
+    done = subprocess.run([sys.executable, "-m", "examwire", "serve", "--port", str(free_port())], env=env, cwd=REPO_ROOT,
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 2, done
+    assert done.stderr.strip().splitlines() == ["examwire: EXAMWIRE_REDIS_URL must start with redis://, rediss:// or unix://, got 'localhost:6379'"]

@@ -50,12 +50,21 @@ class Worker:
             self.proc.wait()
 
     def stop(self, timeout: float = 15) -> None:
+        """SIGTERM to the main process, as ``docker stop`` and the embedded supervisor send it: it stops
+        its pool and beat children itself (a SIGTERM to the whole group would kill the pool children at
+        once, and the beat child twice, before they save their coverage data); then SIGKILL what is left
+        of the group after ``timeout``."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
         self._log.close()
 
     def log(self) -> str:
