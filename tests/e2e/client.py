@@ -455,3 +455,15 @@ class ExamClient:
 def answered_ids(messages: Iterable[dict[str, Any]]) -> list[int]:
     """The ids of the ``ack`` messages among ``messages``."""
     return [m["id"] for m in messages if m.get("t") == "ack"]
+
+
+async def hello_close(url: str, token: str, timeout: float = 10) -> tuple[int | None, str | None]:
+    """Connect, say ``hello`` and return how the server closed the connection: ``(code, reason)``."""
+    client = ExamClient(url, token)
+    await client.connect()
+    try:
+        await client.hello(timeout=timeout)
+    except ConnectionClosedByServer:
+        pass
+    return await client.wait_closed(timeout)
+

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from examwire.redis_server import EmbeddedRedis
-from tests.e2e.client import ConnectionClosedByServer, ExamClient, attempt_url
+from tests.e2e.client import ExamClient, attempt_url, hello_close
 from testkit import wait_until
 
 
@@ -36,13 +36,7 @@ def test_a_redis_restart_loses_nothing_acknowledged_and_refuses_what_it_cannot_t
             await asyncio.to_thread(server.stop)  # SHUTDOWN: the AOF is flushed, the process exits
             refused = await c.answer("x02", kit.right(q["x02"]))
             status, ready = await asyncio.to_thread(http_json, "GET", f"{node.base_url}/readyz")
-            newcomer = ExamClient(attempt_url(node.ws_url, "restart"), make_token("bob", exams=["restart"]))
-            await newcomer.connect()
-            try:
-                await newcomer.hello(timeout=10)
-            except ConnectionClosedByServer:
-                pass
-            closed = await newcomer.wait_closed(10)
+            closed = await hello_close(attempt_url(node.ws_url, "restart"), make_token("bob", exams=["restart"]))
 
             await asyncio.to_thread(server.start)
             await asyncio.to_thread(

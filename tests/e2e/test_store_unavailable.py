@@ -18,7 +18,7 @@ nothing listens for. Through the second one:
 from __future__ import annotations
 
 import testkit
-from tests.e2e.client import ConnectionClosedByServer, ExamClient, attempt_url
+from tests.e2e.client import ExamClient, attempt_url, hello_close
 
 
 def test_a_node_whose_store_is_down_serves_running_attempts_and_says_503_for_the_rest(
@@ -66,13 +66,7 @@ def test_a_node_whose_store_is_down_serves_running_attempts_and_says_503_for_the
         result = await client.wait_for("result", timeout=10)
         await client.close()
 
-        newcomer = ExamClient(attempt_url(down.ws_url, "store-down"), make_token("bob", exams=["store-down"]))
-        await newcomer.connect()
-        try:
-            await newcomer.hello(timeout=10)
-        except ConnectionClosedByServer:
-            pass
-        closed = await newcomer.wait_closed(10)
+        closed = await hello_close(attempt_url(down.ws_url, "store-down"), make_token("bob", exams=["store-down"]))
         return result, closed
 
     result, (code, reason) = arun(scenario(), timeout=60)
