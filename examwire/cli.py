@@ -164,7 +164,6 @@ class NodeServer:
         self._done = threading.Event()
         self._armed = False
         self._decided = threading.Lock()  # finished() and the watchdog agree on who ends the process
-        self._forcing = False
 
     def run(self, sock: socket.socket) -> None:
         self.server.run(sockets=[sock])
@@ -172,16 +171,12 @@ class NodeServer:
     def finished(self) -> None:
         """The node, children included, has stopped: the watchdog stands down.
 
-        If it has already begun forcing the exit (its kill of the children is
-        what let this thread get here), the exit is its to make, with status
-        1: this thread waits for it instead of exiting first with the
-        signal's status.
+        If it is forcing the exit already (its kill of the children is what let
+        this thread get here), it holds ``_decided`` until ``os._exit(1)``: the
+        exit is its to make, not this thread's with the signal's status.
         """
         with self._decided:
             self._done.set()
-            forcing = self._forcing
-        if forcing:
-            threading.Event().wait()
 
     def arm(self) -> None:
         if self._armed:
@@ -192,17 +187,16 @@ class NodeServer:
     def _watch(self) -> None:
         if self._done.wait(self._budget):
             return
-        with self._decided:
+        with self._decided:  # held until the process ends
             if self._done.is_set():  # finished just now
                 return
-            self._forcing = True
-        log = logging.getLogger("examwire")
-        log.error(json.dumps({"event": "shutdown_forced", "after_s": self._budget, "message": "the node did not stop in time; stacks follow"}))
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        try:
-            self._on_forced()
-        finally:
-            os._exit(1)
+            log = logging.getLogger("examwire")
+            log.error(json.dumps({"event": "shutdown_forced", "after_s": self._budget, "message": "the node did not stop in time; stacks follow"}))
+            faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+            try:
+                self._on_forced()
+            finally:
+                os._exit(1)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -349,12 +343,10 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def _worker_settings(args: argparse.Namespace) -> Settings:
     """Settings of a worker or beat: the configured Redis, else the running embedded one."""
-    settings = Settings.from_env(data_dir=args.data_dir)
-    if settings.redis_url is None:
-        sock = settings.data_dir / "redis.sock"
-        if not sock.exists():
-            raise SettingsError(f"set EXAMWIRE_REDIS_URL, or start `examwire serve` first (no Redis at {sock})")
-        settings = settings.with_redis(f"unix://{sock}")
+    settings = _status_settings(args)
+    sock = settings.data_dir / "redis.sock"
+    if settings.redis_url == f"unix://{sock}" and not sock.exists():
+        raise SettingsError(f"set EXAMWIRE_REDIS_URL, or start `examwire serve` first (no Redis at {sock})")
     return settings
 
 

@@ -1,8 +1,9 @@
 """Logs: one JSON object per line, in one style, from every process (engine, worker, beat).
 
 Every line has ``ts`` (UTC, ISO 8601 with ms), ``level``, ``event`` and
-``logger``. Structured events (a log message that is a JSON object, as
-``Context.event`` writes them) keep their fields; any other record, from our
+``logger``. Structured events (fields passed as ``extra={"fields": {...}}``,
+as ``Context.event`` does, or a log message that is a JSON object) keep their
+fields; any other record, from our
 code or a library's (uvicorn, Celery, kombu), becomes ``event: "log"`` with
 its ``message``, and an exception its ``exception`` text. Python warnings go
 through logging too (``py.warnings``), so they are JSON lines as well.
@@ -34,9 +35,10 @@ def line(event: str, fields: dict[str, Any], *, level: str = "info", logger: str
 
 class JsonLines(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        doc: Any = None
-        if message.startswith("{"):
+        given = getattr(record, "fields", None)  # structured by the caller (``Context.event``)
+        message = "" if isinstance(given, dict) else record.getMessage()
+        doc: Any = given
+        if given is None and message.startswith("{"):
             try:
                 doc = json.loads(message)
             except ValueError:

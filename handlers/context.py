@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -50,5 +49,9 @@ class Context:
         return self.settings.secret.encode()
 
     def event(self, name: str, **fields: Any) -> None:
-        """One structured log line (JSON). Never pass tokens."""
-        self.log.info(json.dumps({"event": name, "node": self.settings.node_id, **fields}, default=str))
+        """One structured log line. Never pass tokens.
+
+        The fields ride on the record (``extra``), so the JSON formatter
+        (``examwire.logs``) writes them without parsing a message back.
+        """
+        self.log.info(name, extra={"fields": {"event": name, "node": self.settings.node_id, **fields}})

@@ -66,9 +66,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from examwire.redis_server import EmbeddedRedis
-from testkit import Node, free_port, http_json, make_exam, node_env, tail
+from testkit import REPO_ROOT, free_port, http_json, make_exam, Node, node_env, tail
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 EXAM_ID = "lat"
 ANSWER_VALUE = "c"  # an option of every question of make_exam(types_=("single",))

@@ -51,7 +51,7 @@ class ExamCache:
             if doc is None:
                 return None
             # not necessarily the current version (an attempt keeps the one it started on): "current" is left alone
-            await self._cache(exam_id, version, doc, current=False)
+            await self._redis.hset(keys.exam(exam_id), f"v:{version}", canonical(doc))
         exam = parse_exam(doc, exam_id=exam_id, version=version)
         if len(self._parsed) >= self._limit:
             self._parsed.pop(next(iter(self._parsed)))
@@ -86,9 +86,6 @@ class ExamCache:
         await self._cache(exam.id, version, doc)
         return await self.get(exam.id, version), created  # type: ignore[return-value]
 
-    async def _cache(self, exam_id: str, version: int, doc: Any, *, current: bool = True) -> None:
-        """Cache a version; ``current``: it is the store's current one, so it may raise ``current`` (never lower it)."""
-        if current:
-            await self._s.cache_exam(keys=[keys.exam(exam_id)], args=[version, canonical(doc)])
-        else:
-            await self._redis.hset(keys.exam(exam_id), f"v:{version}", canonical(doc))
+    async def _cache(self, exam_id: str, version: int, doc: Any) -> None:
+        """Cache the store's current version: it may raise ``current`` (never lower it)."""
+        await self._s.cache_exam(keys=[keys.exam(exam_id)], args=[version, canonical(doc)])

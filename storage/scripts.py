@@ -8,6 +8,7 @@ on NOSCRIPT (after a Redis restart or failover).
 from __future__ import annotations
 
 import asyncio
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,9 +53,14 @@ class Batcher:
         batch, self._queue = self._queue, []
         task = asyncio.get_running_loop().create_task(self._send(batch))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        # a send cancelled before it ran (loop shutdown) never reaches its except: no caller may wait for ever
-        task.add_done_callback(lambda _: _abandon(batch))
+        task.add_done_callback(functools.partial(self._sent, batch))
+
+    def _sent(self, batch: list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]], task: "asyncio.Task[None]") -> None:
+        """A send is over: callers it left without an outcome (it was cancelled, even before it ran) are cancelled."""
+        self._tasks.discard(task)
+        for _, fut in batch:
+            if not fut.done():
+                fut.cancel()
 
     async def _send(self, batch: list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]) -> None:
         try:
@@ -66,10 +72,7 @@ class Batcher:
                     for command, _ in batch:
                         pipe.execute_command(*command)
                     replies = await pipe.execute(raise_on_error=False)
-        except BaseException as exc:  # the whole batch failed: every caller gets the error
-            if not isinstance(exc, Exception):  # cancelled (or exiting): the callers are cancelled, not failed
-                _abandon(batch)
-                raise
+        except Exception as exc:  # the whole batch failed: every caller gets the error (a cancel: see _sent)
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)
@@ -81,13 +84,6 @@ class Batcher:
                 fut.set_exception(reply)
             else:
                 fut.set_result(reply)
-
-
-def _abandon(batch: list[tuple[tuple[Any, ...], "asyncio.Future[Any]"]]) -> None:
-    """Cancel the futures of ``batch`` that have no outcome yet."""
-    for _, fut in batch:
-        if not fut.done():
-            fut.cancel()
 
 
 class Script:

@@ -7,7 +7,19 @@ nothing outside ``tests/`` imports ``tests``.
 """
 
 from .exams import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, make_exam
-from .processes import Node, NodeStartError, free_port, http_json, json_events, node_env, tail, wait_until
+from .processes import (
+    REPO_ROOT,
+    Node,
+    NodeStartError,
+    clean_env,
+    free_port,
+    http_json,
+    json_events,
+    node_env,
+    run_examwire,
+    tail,
+    wait_until,
+)
 
 __all__ = [
     "SAMPLE_EXAM",
@@ -15,7 +27,10 @@ __all__ = [
     "SAMPLE_RIGHT_ANSWERS",
     "SAMPLE_WRONG_ANSWERS",
     "make_exam",
+    "REPO_ROOT",
     "Node",
+    "clean_env",
+    "run_examwire",
     "NodeStartError",
     "free_port",
     "http_json",

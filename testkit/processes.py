@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -88,6 +89,24 @@ def json_events(text: str, event: str | None = None) -> list[dict[str, Any]]:
         if isinstance(doc, dict) and (event is None or doc.get("event") == event):
             out.append(doc)
     return out
+
+
+#: The repository checkout ``testkit`` lives in (commands run from here find the product's packages).
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This environment without any ``EXAMWIRE_*`` of the caller's shell, unbuffered, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(settings)
+    return env
+
+
+def run_examwire(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """``python -m examwire ARGS`` from the checkout, to completion; output captured as text."""
+    return subprocess.run([sys.executable, "-m", "examwire", *args], env=env, cwd=REPO_ROOT, input=stdin,
+                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
 def free_port() -> int:

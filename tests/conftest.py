@@ -57,9 +57,19 @@ from pymongo.errors import PyMongoError
 
 from examwire.redis_server import EmbeddedRedis
 import testkit
-from testkit import Node, free_port, tail
+from testkit import REPO_ROOT, free_port, Node, tail
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def require_tool(name: str, how: str, *, path: str | None = None) -> str:
+    """The path of a program the test needs. Missing, it fails the test under ``CI`` (which
+    installs it: ``how`` says how) and skips it elsewhere (a developer's machine may lack it)."""
+    found = shutil.which(name, path=path) if path else shutil.which(name)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed, and CI must run this test: {how}", pytrace=False)
+        pytest.skip(f"{name} is not installed ({how})")
+    return found
 
 
 @pytest.fixture(scope="session")
@@ -196,11 +206,9 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory):
         yield url
         return
     # the test extra installs it beside this interpreter, which need not be on PATH (`make test`)
-    exe = shutil.which(NX, path=str(Path(sys.executable).parent)) or shutil.which(NX)
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{NX} is in the test extra but was not found; CI must run the MongoDB contract suite")
-        pytest.skip(f"no MongoDB to test against: set {MONGODB_URL_ENV} or install {NX}")
+    exe = shutil.which(NX, path=str(Path(sys.executable).parent)) or require_tool(
+        NX, f"the test extra installs it; or set {MONGODB_URL_ENV} to a MongoDB"
+    )
     root = tmp_path_factory.mktemp("nx27017")
     port = free_port()
     log_path = root / "nx.log"

@@ -13,8 +13,8 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from testkit import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SKIP_DIRS = {".git", "tests", "build", "dist", "node_modules", "test-artifacts"}
 
 
@@ -40,14 +40,14 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_the_walk_sees_the_packages() -> None:
-    seen = {p.relative_to(ROOT).parts[0] for p in _sources(ROOT)}
+    seen = {p.relative_to(REPO_ROOT).parts[0] for p in _sources(REPO_ROOT)}
     assert {"engine", "protocol", "handlers", "storage", "tasks", "examwire", "loadtests", "testkit"} <= seen
 
 
 def test_nothing_outside_tests_imports_tests() -> None:
     bad = {
-        str(path.relative_to(ROOT)): sorted(n for n in _imports(path) if n == "tests" or n.startswith("tests."))
-        for path in _sources(ROOT)
+        str(path.relative_to(REPO_ROOT)): sorted(n for n in _imports(path) if n == "tests" or n.startswith("tests."))
+        for path in _sources(REPO_ROOT)
     }
     assert {p: n for p, n in bad.items() if n} == {}
 
@@ -55,10 +55,10 @@ def test_nothing_outside_tests_imports_tests() -> None:
 def test_testkit_imports_the_standard_library_only() -> None:
     allowed = set(sys.stdlib_module_names) | {"testkit"}
     bad = {}
-    for path in (ROOT / "testkit").rglob("*.py"):
+    for path in (REPO_ROOT / "testkit").rglob("*.py"):
         foreign = sorted(n for n in _imports(path) if n.partition(".")[0] not in allowed)
         if foreign:
-            bad[str(path.relative_to(ROOT))] = foreign
+            bad[str(path.relative_to(REPO_ROOT))] = foreign
     assert bad == {}
 
 
@@ -71,12 +71,12 @@ def test_every_third_party_import_of_the_product_is_a_declared_dependency() -> N
     import tomllib
     from importlib.metadata import packages_distributions
 
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     declared = {re.split(r"[\s\[<>=!~;]", dep, maxsplit=1)[0].lower().replace("_", "-") for dep in project["dependencies"]}
     owners = packages_distributions()
     missing = {}
     for pkg in PRODUCT:
-        for path in (ROOT / pkg).rglob("*.py"):
+        for path in (REPO_ROOT / pkg).rglob("*.py"):
             for name in _imports(path):
                 top = name.partition(".")[0]
                 if top in sys.stdlib_module_names or top in PRODUCT:
@@ -85,7 +85,7 @@ def test_every_third_party_import_of_the_product_is_a_declared_dependency() -> N
                 # a module shipped by a dependency's own dependency (bson comes with pymongo) is fine
                 # when that distribution is declared
                 if not dists & declared:
-                    missing.setdefault(str(path.relative_to(ROOT)), []).append(f"{name} ({', '.join(sorted(dists))})")
+                    missing.setdefault(str(path.relative_to(REPO_ROOT)), []).append(f"{name} ({', '.join(sorted(dists))})")
     assert missing == {}
 
 
@@ -105,13 +105,13 @@ _TEXT = (".py", ".md", ".js", ".html", ".css", ".toml", ".yaml", ".yml", ".lua",
 def _tracked() -> list[Path]:
     """The repository's text files: git's list (tracked and new, not ignored) when it can tell, else a walk."""
     try:
-        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30)
     except OSError:
         out = None
     if out is not None and out.returncode == 0:
-        paths = [ROOT / line for line in out.stdout.splitlines()]
+        paths = [REPO_ROOT / line for line in out.stdout.splitlines()]
     else:
-        paths = [p for p in ROOT.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
+        paths = [p for p in REPO_ROOT.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(REPO_ROOT).parts)]
     named = {"Makefile", "Dockerfile", "run", "locust-smoke"}
     return [p for p in paths if p.is_file() and (p.suffix in _TEXT or p.name in named)]
 
@@ -122,13 +122,13 @@ def test_the_repository_stands_on_its_own() -> None:
     names = {p.name for p in files} | _GENERATED
     bad: list[str] = []
     for path in files:
-        rel = path.relative_to(ROOT)
+        rel = path.relative_to(REPO_ROOT)
         text = path.read_text(errors="replace")
         for m in _ABSOLUTE.finditer(text):
             bad.append(f"{rel}: absolute path {m.group(0)}")
         for m in _REPO_PATH.finditer(text):
             target = m.group(1)
-            if not (ROOT / target).exists() and not (path.parent / target).exists():
+            if not (REPO_ROOT / target).exists() and not (path.parent / target).exists():
                 bad.append(f"{rel}: {target} does not exist")
         for m in _MD_NAME.finditer(text):
             if m.group(1) not in names:

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
-import pytest
 from starlette.routing import Route, WebSocketRoute
 
 from examwire.app import create_app
 from examwire.redis_server import EmbeddedRedis
 from examwire.settings import Settings
 from storage import keys
+from testkit import REPO_ROOT
+from tests.conftest import require_tool
 
-ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+README = (REPO_ROOT / "README.md").read_text()
 
 
 def _shape(path: str) -> str:
@@ -24,7 +22,7 @@ def _shape(path: str) -> str:
 
 
 def test_the_http_table_lists_every_route() -> None:
-    app = create_app(Settings(data_dir=ROOT, jwt_secret="x" * 32, secret="y", redis_url="redis://127.0.0.1:1/0"))
+    app = create_app(Settings(data_dir=REPO_ROOT, jwt_secret="x" * 32, secret="y", redis_url="redis://127.0.0.1:1/0"))
     served = set()
     for route in app.routes:
         if isinstance(route, WebSocketRoute):
@@ -45,7 +43,7 @@ def _slug(heading: str) -> str:
 
 def test_every_link_of_the_docs_leads_somewhere() -> None:
     bad = []
-    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]:
         for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
             if re.match(r"[a-z]+:", target):
                 continue  # a URL: not ours to check offline
@@ -62,9 +60,7 @@ def test_every_link_of_the_docs_leads_somewhere() -> None:
 
 
 def test_the_redis_cli_hints_work_on_the_embedded_socket(tmp_path) -> None:
-    cli = shutil.which("redis-cli")
-    if cli is None:
-        pytest.skip("no redis-cli")
+    cli = require_tool("redis-cli", "it comes with Debian's redis-server, which .ci/run installs")
     hints = [line.split("#")[0].strip() for line in README.splitlines() if line.startswith("redis-cli -s ")]
     assert hints, "the README shows how to reach the embedded Redis"
     with EmbeddedRedis(tmp_path, appendonly=False) as url:

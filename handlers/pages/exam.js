@@ -13,6 +13,7 @@
 // with their original ids, in id order; the server acks a repeat `dup:true`.
 
 import { encode as packMsg, decode as unpackMsg } from './msgpack.js';
+import { fmtNum, fmtPoints } from './format.js';
 
 const CLIENT = 'examwire-web/1';
 /** `msgpack` (binary frames) or `json` (text frames); sessionStorage `examwire.encoding` overrides. */
@@ -193,21 +194,6 @@ function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/**
- * A score, points or percent value the way a person reads it: at most
- * `decimals` decimals, trailing zeros dropped (2.3333 -> "2.33", 7 -> "7",
- * 2.50 -> "2.5"). The server sends up to 4 decimals; nobody reads those.
- */
-function fmtNum(n, decimals = 2) {
-  if (typeof n !== 'number' || !Number.isFinite(n)) return String(n);
-  const rounded = Number(n.toFixed(decimals));
-  return String(Object.is(rounded, -0) ? 0 : rounded);
-}
-
-function fmtPoints(n) {
-  const text = fmtNum(n);
-  return `${text}\u00a0${text === '1' ? 'point' : 'points'}`; // a number and its unit never wrap apart
-}
 
 function sameValue(a, b) {
   if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => x === b[i]);

@@ -4,6 +4,8 @@
 // CSP: no inline script/style, no eval; untrusted text (names, reasons, event
 // details) only ever reaches the DOM through textContent.
 
+import { fmtNum, fmtPoints } from './format.js';
+
 const STORE_TOKEN = 'examwire.proctor.token';
 const STORE_EXAM = 'examwire.proctor.exam';
 const CLIENT = 'examwire-proctor/1';
@@ -183,20 +185,6 @@ function plural(n, one, many) {
   return `${n} ${n === 1 ? one : many}`;
 }
 
-/**
- * A score, points or percent value the way a person reads it: at most
- * `decimals` decimals, trailing zeros dropped (2.3333 -> "2.33", 7 -> "7").
- */
-function fmtNum(n, decimals = 2) {
-  if (typeof n !== 'number' || !Number.isFinite(n)) return String(n);
-  const rounded = Number(n.toFixed(decimals));
-  return String(Object.is(rounded, -0) ? 0 : rounded);
-}
-
-function fmtPoints(n) {
-  const text = fmtNum(n);
-  return `${text}\u00a0${text === '1' ? 'point' : 'points'}`; // a number and its unit never wrap apart
-}
 
 /** Does `extra` (say a close reason) only repeat what `text` already says? */
 function repeats(text, extra) {

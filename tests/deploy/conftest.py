@@ -27,9 +27,8 @@ from typing import Callable
 
 import pytest
 
-from testkit import tail
+from testkit import REPO_ROOT, tail
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROD_VENV_ENV = "EXAMWIRE_PROD_VENV"
 
 

@@ -54,7 +54,6 @@ import functools
 import http.client
 import io
 import json
-import os
 import secrets
 import signal
 import socket
@@ -71,6 +70,7 @@ from storage import keys
 from tests.e2e import client as client_module
 from tests.e2e.client import ExamClient
 from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
+from tests.conftest import require_tool
 
 from . import topology
 from .topology import json_events
@@ -169,10 +169,7 @@ def _refused_upgrades(topo: topology.Topology, node: str) -> int:
 
 @pytest.mark.timeout(300)
 def test_deploy_smoke(prod_venv, prod_env, spawn, tmp_path) -> None:
-    if topology.NGINX is None:
-        if os.environ.get("CI"):
-            pytest.fail("nginx is not installed: .ci/run installs it for the deploy smoke")
-        pytest.skip("nginx is not installed (apt-get install nginx); CI runs this")
+    require_tool("nginx", "apt-get install nginx; .ci/run does", path=topology.NGINX_PATH)
     t_all = time.monotonic()
     timings: dict[str, float] = {}
     topo = topology.start(

@@ -12,7 +12,6 @@ import csv
 import json
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import websockets

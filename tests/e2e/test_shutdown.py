@@ -420,7 +420,10 @@ def test_lifespan_stops_a_loop_that_lost_its_cancellation(redis_url: str, secret
             sweeper = next(t for t in asyncio.all_tasks() if t.get_name() == "sweeper")
             write = await write_under_wait_for(sweeper)
             if write is None:
-                pytest.skip("redis-py no longer writes commands through asyncio.wait_for (or this Python's wait_for has no such task)")
+                why = "redis-py no longer writes commands through asyncio.wait_for (or this Python's wait_for has no such task)"
+                if os.environ.get("CI"):  # the race is gone: say so loudly, so that its workaround is reviewed
+                    pytest.fail(f"{why}: the lost cancellation cannot be staged; review handlers/stopping.py", pytrace=False)
+                pytest.skip(why)
             await write  # resumes before the sweeper: the lifespan's cancellation lands in wait_for's hole
             began = time.monotonic()
         return sweeper.done(), time.monotonic() - began

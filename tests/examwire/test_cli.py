@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import signal
 import sqlite3
@@ -15,18 +14,9 @@ import time
 import jwt
 import websockets
 
-from testkit import SAMPLE_EXAM, free_port, http_json
+from testkit import SAMPLE_EXAM, clean_env, free_port, http_json, run_examwire
 
 
-def _env(data_dir) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    env["EXAMWIRE_DATA_DIR"] = str(data_dir)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _examwire(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "examwire", *args], env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_import_lists_every_problem_by_path(tmp_path):
@@ -36,7 +26,7 @@ def test_import_lists_every_problem_by_path(tmp_path):
     q["answer"] = "zz"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad))
-    out = _examwire("import", str(path), env=_env(tmp_path / "data"))
+    out = run_examwire("import", str(path), env=clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data")))
     assert out.returncode == 1
     assert "duration_s:" in out.stderr
     index = bad["questions"].index(q)
@@ -44,16 +34,16 @@ def test_import_lists_every_problem_by_path(tmp_path):
 
 
 def test_import_then_token_then_serve_embedded(tmp_path):
-    env = _env(tmp_path / "data")
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
     path = tmp_path / "exam.json"
     path.write_text(json.dumps(SAMPLE_EXAM))
-    first = _examwire("import", str(path), env=env)
+    first = run_examwire("import", str(path), env=env)
     assert first.returncode == 0, first.stderr
     assert "version 1" in first.stdout
-    again = _examwire("import", str(path), env=env)
+    again = run_examwire("import", str(path), env=env)
     assert "unchanged" in again.stdout and "version 1" in again.stdout
 
-    token = _examwire("token", "--sub", "ann", "--role", "candidate", "--exam", SAMPLE_EXAM["id"], env=env).stdout.strip()
+    token = run_examwire("token", "--sub", "ann", "--role", "candidate", "--exam", SAMPLE_EXAM["id"], env=env).stdout.strip()
     secret = (tmp_path / "data" / "jwt-secret").read_text().strip()
     claims = jwt.decode(token, secret, algorithms=["HS256"], audience="examwire")
     assert claims["sub"] == "ann" and claims["exams"] == [SAMPLE_EXAM["id"]]
@@ -113,11 +103,11 @@ def test_import_then_token_then_serve_embedded(tmp_path):
     # the private Redis was stopped with the engine, and its socket is gone
     assert not (tmp_path / "data" / "redis.sock").exists()
     # AOF kept the exam: a second import needs no new version
-    assert "unchanged" in _examwire("import", str(path), env=env).stdout
+    assert "unchanged" in run_examwire("import", str(path), env=env).stdout
 
 
 def test_serve_demo_prints_working_tokens(tmp_path):
-    env = _env(tmp_path / "data")
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "examwire", "serve", "--demo", "--port", str(port)],

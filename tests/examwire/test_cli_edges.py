@@ -7,10 +7,8 @@ embedded one of a data dir (a real ``redis-server`` started here).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,34 +21,24 @@ import redis as redis_sync
 import testkit
 from examwire.redis_server import EmbeddedRedis
 from storage import keys
-from testkit import SAMPLE_EXAM, http_json, wait_until
+from testkit import SAMPLE_EXAM, clean_env, http_json, run_examwire, wait_until
 from tests.conftest import REPO_ROOT
 
 
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
-
-
-def _examwire(*args: str, env: dict[str, str], stdin: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "examwire", *args], env=env, cwd=REPO_ROOT, input=stdin,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
 
 
 def _shared(redis_url: str, secrets: Any, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return _env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret,
+    return clean_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret,
                 EXAMWIRE_SQLITE_PATH=str(tmp_path / "results.sqlite3"), **extra)  # fmt: skip
 
 
 def test_import_refuses_what_it_cannot_read(tmp_path):
-    env = _env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
     missing = tmp_path / "nowhere.json"
-    out = _examwire("import", str(missing), env=env)
+    out = run_examwire("import", str(missing), env=env)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.startswith(f"examwire: cannot read {missing}: ") and out.stderr.count("\n") == 1, out.stderr
-    out = _examwire("import", "-", env=env, stdin="{ not json")
+    out = run_examwire("import", "-", env=env, stdin="{ not json")
     assert out.returncode == 2 and out.stderr.startswith("examwire: cannot read -: "), out.stderr
     assert not (tmp_path / "data" / "redis.sock").exists()  # refused before any Redis was started
 
@@ -59,7 +47,7 @@ def test_import_into_a_shared_redis_is_seen_by_a_node(make_node, redis_url, secr
     env = _shared(redis_url, secrets, tmp_path)
     path = tmp_path / "exam.json"
     path.write_text(json.dumps({**SAMPLE_EXAM, "id": "shared-import"}))
-    out = _examwire("import", str(path), env=env)
+    out = run_examwire("import", str(path), env=env)
     assert out.returncode == 0 and out.stdout == "exam 'shared-import' stored as version 1\n", out
     node = make_node(EXAMWIRE_SQLITE_PATH=str(tmp_path / "results.sqlite3"))
     status, body = http_json("GET", f"{node.base_url}/v1/exams/shared-import", token=make_token("adm", "admin"))
@@ -69,7 +57,7 @@ def test_import_into_a_shared_redis_is_seen_by_a_node(make_node, redis_url, secr
 def test_import_uses_the_embedded_redis_that_runs_and_replaces_a_stale_socket(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    env = _env(EXAMWIRE_DATA_DIR=str(data))
+    env = clean_env(EXAMWIRE_DATA_DIR=str(data))
     path = tmp_path / "exam.json"
     path.write_text(json.dumps({**SAMPLE_EXAM, "id": "embedded-import"}))
 
@@ -77,7 +65,7 @@ def test_import_uses_the_embedded_redis_that_runs_and_replaces_a_stale_socket(tm
     stale = socket.socket(socket.AF_UNIX)
     stale.bind(str(data / "redis.sock"))
     stale.close()
-    out = _examwire("import", str(path), env=env)
+    out = run_examwire("import", str(path), env=env)
     assert out.returncode == 0 and "stored as version 1" in out.stdout, out
 
     # an embedded Redis that runs (as `examwire serve` keeps one): used as it is, and left running
@@ -86,7 +74,7 @@ def test_import_uses_the_embedded_redis_that_runs_and_replaces_a_stale_socket(tm
     try:
         again = {**SAMPLE_EXAM, "id": "embedded-import", "title": "Changed"}
         path.write_text(json.dumps(again))
-        out = _examwire("import", str(path), env=env)
+        out = run_examwire("import", str(path), env=env)
         assert out.returncode == 0 and out.stdout == "exam 'embedded-import' stored as version 2\n", out
         client = redis_sync.Redis(unix_socket_path=str(data / "redis.sock"), decode_responses=True)
         try:
@@ -99,14 +87,14 @@ def test_import_uses_the_embedded_redis_that_runs_and_replaces_a_stale_socket(tm
 
 
 def test_worker_and_outbox_need_a_redis(tmp_path):
-    env = _env(EXAMWIRE_DATA_DIR=str(tmp_path / "empty"))
-    out = _examwire("worker", env=env)
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "empty"))
+    out = run_examwire("worker", env=env)
     sock = (tmp_path / "empty").resolve() / "redis.sock"
     assert out.returncode == 2 and out.stderr == (
         f"examwire: set EXAMWIRE_REDIS_URL, or start `examwire serve` first (no Redis at {sock})\n"
     ), out.stderr
     for action in ("dead", "retry-dead"):
-        out = _examwire("outbox", action, env=env)
+        out = run_examwire("outbox", action, env=env)
         assert out.returncode == 2 and out.stderr.startswith(f"examwire: Redis unreachable at unix://{sock}: "), out.stderr
         assert out.stderr.count("\n") == 1
 
@@ -121,32 +109,32 @@ def test_outbox_dead_lists_entries_as_text(redis_url, secrets, tmp_path):
         ]
     finally:
         r.close()
-    out = _examwire("outbox", "dead", env=env)
+    out = run_examwire("outbox", "dead", env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [
         f"{ids[0]}  attempt {1:032x}  refused by the store: #1",
         f"{ids[1]}  attempt {2:032x}  refused by the store: #2",
         "2 dead-lettered entries",
     ]
-    out = _examwire("outbox", "dead", "--limit", "1", env=env)
+    out = run_examwire("outbox", "dead", "--limit", "1", env=env)
     assert out.stdout.splitlines()[-1] == "1 dead-lettered entry shown", out.stdout
 
 
 def test_token_signs_the_configured_issuer_and_refuses_without_an_hmac_secret(redis_url, secrets, tmp_path):
     env = _shared(redis_url, secrets, tmp_path, EXAMWIRE_JWT_ISSUER="https://exams.example")
-    out = _examwire("token", "--sub", "ann", "--role", "proctor", "--exam", "e1", "--ttl", "60", env=env)
+    out = run_examwire("token", "--sub", "ann", "--role", "proctor", "--exam", "e1", "--ttl", "60", env=env)
     assert out.returncode == 0, out.stderr
     claims = jwt.decode(out.stdout.strip(), secrets.jwt_secret, algorithms=["HS256"], audience="examwire", issuer="https://exams.example")
     assert claims["sub"] == "ann" and claims["role"] == "proctor" and claims["exams"] == ["e1"] and claims["exp"] - claims["iat"] == 60
-    jwks = _env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_SECRET=secrets.secret, EXAMWIRE_JWKS_URL="http://127.0.0.1:1/jwks.json")
-    out = _examwire("token", "--sub", "ann", "--role", "candidate", env=jwks)
+    jwks = clean_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_SECRET=secrets.secret, EXAMWIRE_JWKS_URL="http://127.0.0.1:1/jwks.json")
+    out = run_examwire("token", "--sub", "ann", "--role", "candidate", env=jwks)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr == "examwire: tokens can only be minted with EXAMWIRE_JWT_SECRET (HS256 mode)\n", out.stderr
 
 
 def test_serve_refuses_a_host_it_cannot_resolve(tmp_path):
     port = testkit.free_port()
-    out = _examwire("serve", "--host", "no-such-host.invalid", "--port", str(port), env=_env(EXAMWIRE_DATA_DIR=str(tmp_path / "d")))
+    out = run_examwire("serve", "--host", "no-such-host.invalid", "--port", str(port), env=clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "d")))
     assert out.returncode == 1 and out.stdout == ""
     assert out.stderr.startswith(f"examwire: cannot listen on no-such-host.invalid:{port}: ") and out.stderr.count("\n") == 1, out.stderr
     assert not (tmp_path / "d").exists()
@@ -162,7 +150,7 @@ def test_serve_on_the_ipv6_wildcard_takes_ipv4_too_and_a_second_sigterm_changes_
         pytest.skip(f"no IPv6 on this machine: {exc}")
     port = testkit.free_port()
     argv = [sys.executable, "-m", "examwire", "serve", "--host", "::", "--port", str(port), "--data-dir", str(tmp_path / "d")]
-    env = _env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret)
+    env = clean_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret)
     node = testkit.Node(argv, env, port=port, data_dir=tmp_path, cwd=REPO_ROOT)
     try:
         node.wait_ready()
@@ -184,22 +172,22 @@ def test_status_of_a_bare_redis_says_what_is_missing(tmp_path):
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     url = server.start()
     try:
-        env = _env(EXAMWIRE_REDIS_URL=url, EXAMWIRE_JWT_SECRET="j" * 32, EXAMWIRE_SECRET="s" * 32,
+        env = clean_env(EXAMWIRE_REDIS_URL=url, EXAMWIRE_JWT_SECRET="j" * 32, EXAMWIRE_SECRET="s" * 32,
                    EXAMWIRE_SQLITE_PATH=str(tmp_path / "results.sqlite3"))  # fmt: skip
-        out = _examwire("status", env=env)
+        out = run_examwire("status", env=env)
         assert out.returncode == 1, out.stdout + out.stderr
         lines = out.stdout.splitlines()
         assert lines[0] == "Examwire status: DEGRADED"
         assert any("AOF on, last write ok" in line for line in lines), out.stdout
         assert "  beat           none holds the lock" in lines, out.stdout
         assert "  - no worker heartbeat" in lines, out.stdout
-        local = _examwire("status", "--local", "worker", "--json", env=env)
+        local = run_examwire("status", "--local", "worker", "--json", env=env)
         assert local.returncode == 1
         host = socket.gethostname()
         assert json.loads(local.stdout) == {"status": "degraded", "role": "worker", "message": f"no worker heartbeat from {host}"}
     finally:
         server.stop()
-    gone = _examwire("status", "--json", env=env)  # the same Redis, stopped
+    gone = run_examwire("status", "--json", env=env)  # the same Redis, stopped
     assert gone.returncode == 2
     report = json.loads(gone.stdout)
     assert report["status"] == "unreachable" and report["redis"]["reachable"] is False

@@ -6,33 +6,24 @@ Real processes only: ``python -m examwire`` in embedded mode on a fresh data dir
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import os
+import logging
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import jwt
-import pytest
 import websockets
 
-from testkit import SAMPLE_EXAM, free_port, http_json, wait_until
+from examwire import logs
+from testkit import SAMPLE_EXAM, clean_env, free_port, run_examwire, wait_until
+from tests.conftest import require_tool
 from tests.conftest import REPO_ROOT
 
 
-def _env(data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    env.update(EXAMWIRE_DATA_DIR=str(data_dir), PYTHONUNBUFFERED="1")
-    return env
-
-
-def _examwire(*args: str, env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "examwire", *args], env=env, cwd=REPO_ROOT, input=stdin,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
 
 
 class Demo:
@@ -44,7 +35,7 @@ class Demo:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "examwire", "serve", "--demo", "--port", str(self.port)],
-                env=_env(data_dir), cwd=REPO_ROOT, stdout=out, stderr=err,
+                env=clean_env(EXAMWIRE_DATA_DIR=str(data_dir)), cwd=REPO_ROOT, stdout=out, stderr=err,
             )  # fmt: skip
         try:
             wait_until(lambda: "examwire: listening on" in self.out() or self.proc.poll() is not None, 30, self.err)
@@ -125,57 +116,55 @@ def test_every_log_line_is_one_json_object_in_one_style(tmp_path) -> None:
 
 
 def test_export_refuses_an_unknown_exam_and_a_bad_id(tmp_path) -> None:
-    env = _env(tmp_path / "data")
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
     exam = tmp_path / "exam.json"
     exam.write_text(json.dumps(SAMPLE_EXAM))
-    assert _examwire("import", str(exam), env=env).returncode == 0
+    assert run_examwire("import", str(exam), env=env).returncode == 0
     out_dir = tmp_path / "exports"
-    known = _examwire("export", SAMPLE_EXAM["id"], "--out-dir", str(out_dir), env=env)
+    known = run_examwire("export", SAMPLE_EXAM["id"], "--out-dir", str(out_dir), env=env)
     assert known.returncode == 0 and Path(known.stdout.strip()).exists()
 
-    unknown = _examwire("export", "nope", "--out-dir", str(out_dir), env=env)
+    unknown = run_examwire("export", "nope", "--out-dir", str(out_dir), env=env)
     assert unknown.returncode == 1 and unknown.stdout == ""
     assert unknown.stderr.strip().splitlines() == ["examwire: no exam 'nope' in the results store"]
     assert not (out_dir / "nope.csv").exists()
     for bad in ("../x", "a/b", "", "x" * 65, "{tag}"):
-        refused = _examwire("export", bad, "--out-dir", str(out_dir), env=env)
+        refused = run_examwire("export", bad, "--out-dir", str(out_dir), env=env)
         assert refused.returncode == 2 and refused.stdout == "", (bad, refused)
         assert len(refused.stderr.strip().splitlines()) == 1 and "is not an exam id" in refused.stderr, (bad, refused.stderr)
     assert not (tmp_path / "x.csv").exists()
 
 
 def test_exam_import_reads_standard_input(tmp_path) -> None:
-    env = _env(tmp_path / "data")
-    done = _examwire("import", "-", env=env, stdin=json.dumps(SAMPLE_EXAM))
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
+    done = run_examwire("import", "-", env=env, stdin=json.dumps(SAMPLE_EXAM))
     assert done.returncode == 0 and "version 1" in done.stdout, done.stderr
 
 
 def test_token_refuses_what_no_engine_would_accept(tmp_path) -> None:
-    env = _env(tmp_path / "data")
+    env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
     for args, why in (
         (["--ttl", "0"], "--ttl must be a positive number of seconds"),
         (["--ttl", "-5"], "--ttl must be a positive number of seconds"),
         (["--exam", "../x"], "is not an exam id"),
     ):
-        done = _examwire("token", "--sub", "ann", "--role", "candidate", *args, env=env)
+        done = run_examwire("token", "--sub", "ann", "--role", "candidate", *args, env=env)
         assert done.returncode == 2 and done.stdout == "" and why in done.stderr, (args, done)
     for sub in ("", "   "):
-        done = _examwire("token", "--sub", sub, "--role", "candidate", env=env)
+        done = run_examwire("token", "--sub", sub, "--role", "candidate", env=env)
         assert done.returncode == 2 and done.stdout == "" and "--sub must not be empty" in done.stderr
     assert not (tmp_path / "data").exists()  # nothing was created for a refused token
 
     # a data dir with no secrets: the token is printed, with a warning that names the cause
-    first = _examwire("token", "--sub", "ann", "--role", "candidate", env=env)
+    first = run_examwire("token", "--sub", "ann", "--role", "candidate", env=env)
     assert first.returncode == 0 and first.stdout.count(".") == 2
     assert "warning" in first.stderr and "had no secrets" in first.stderr and "--data-dir" in first.stderr
-    again = _examwire("token", "--sub", "ann", "--role", "candidate", env=env)
+    again = run_examwire("token", "--sub", "ann", "--role", "candidate", env=env)
     assert again.returncode == 0 and again.stderr == ""
 
 
 def test_make_serve_takes_a_port_and_a_host() -> None:
-    make = shutil.which("make")
-    if make is None:
-        pytest.skip("no make")
+    make = require_tool("make", ".ci/run installs it")
     # --no-print-directory: under `make test` this make is a sub-make, which would print "Entering directory" lines
     dry = subprocess.run([make, "-n", "--no-print-directory", "serve", "PORT=8123", "HOST=0.0.0.0"], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=30)  # fmt: skip
@@ -183,33 +172,45 @@ def test_make_serve_takes_a_port_and_a_host() -> None:
     assert dry.stdout.splitlines()[-1].endswith("/examwire serve --demo --host 0.0.0.0 --port 8123"), dry.stdout
 
 
-def test_a_log_line_keeps_every_field_whatever_its_name() -> None:
-    """Fields named like the formatter's own arguments (``created``, ``level``...) never break a line."""
-    import io
-    import logging
-
-    from examwire import logs
-
+def _logged(emit) -> list[dict]:
+    """What ``emit(logger)`` logs, through the JSON formatter, as decoded lines."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JsonLines())
-    log = logging.getLogger("examwire.test-fields")
+    log = logging.getLogger("examwire.test-lines")
     log.addHandler(handler)
+    log.setLevel(logging.INFO)
     log.propagate = False
     try:
-        log.warning(json.dumps({"event": "exam_put", "created": True, "fields": 1, "level": "x", "message": "m"}))
-        log.error("plain %s", "text")
+        emit(log)
     finally:
         log.removeHandler(handler)
-    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_log_line_keeps_every_field_whatever_its_name() -> None:
+    """Fields named like the formatter's own arguments (``created``, ``level``...) never break a line."""
+
+    def emit(log: logging.Logger) -> None:
+        log.warning(json.dumps({"event": "exam_put", "created": True, "fields": 1, "level": "x", "message": "m"}))
+        log.error("plain %s", "text")
+
+    first, second = _logged(emit)
     assert first["event"] == "exam_put" and first["created"] is True and first["fields"] == 1 and first["message"] == "m"
-    assert first["level"] == "warning" and first["logger"] == "examwire.test-fields"
+    assert first["level"] == "warning" and first["logger"] == "examwire.test-lines"
     assert second["event"] == "log" and second["message"] == "plain text" and second["level"] == "error"
 
 
 def test_a_malformed_redis_url_is_one_line_not_a_traceback(tmp_path) -> None:
-    env = {**_env(tmp_path / "data"), "EXAMWIRE_REDIS_URL": "localhost:6379", "EXAMWIRE_JWT_SECRET": "x" * 40, "EXAMWIRE_SECRET": "y"}
+    env = {**clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data")), "EXAMWIRE_REDIS_URL": "localhost:6379", "EXAMWIRE_JWT_SECRET": "x" * 40, "EXAMWIRE_SECRET": "y"}
     done = subprocess.run([sys.executable, "-m", "examwire", "serve", "--port", str(free_port())], env=env, cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=30)  # fmt: skip
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == ["examwire: EXAMWIRE_REDIS_URL must start with redis://, rediss:// or unix://, got 'localhost:6379'"]
+
+
+def test_an_event_with_fields_on_the_record_is_one_line_of_them() -> None:
+    """``Context.event`` passes its fields on the record; they come out as the line's fields, unparsed."""
+    (doc,) = _logged(lambda log: log.info("connect", extra={"fields": {"event": "connect", "node": "n1", "created": 3, "when": Path("/x")}}))
+    assert doc["event"] == "connect" and doc["node"] == "n1" and doc["created"] == 3 and doc["when"] == "/x"
+    assert doc["level"] == "info" and doc["logger"] == "examwire.test-lines" and "message" not in doc

@@ -6,7 +6,6 @@ status 2 (see ``test_a_setting_refused_is_one_line_and_status_2``).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -14,6 +13,7 @@ import pytest
 
 from examwire.settings import Settings, SettingsError
 from tests.conftest import REPO_ROOT
+from testkit import clean_env
 
 BASE = {"EXAMWIRE_REDIS_URL": "redis://127.0.0.1:1/0", "EXAMWIRE_JWT_SECRET": "j" * 32, "EXAMWIRE_SECRET": "s" * 32}
 
@@ -68,8 +68,7 @@ def test_there_is_no_broker_without_a_redis_url(tmp_path):
 
 
 def test_a_setting_refused_is_one_line_and_status_2(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    env.update(BASE, EXAMWIRE_BATCH_SIZE="lots", EXAMWIRE_DATA_DIR=str(tmp_path))
+    env = clean_env(**BASE, EXAMWIRE_BATCH_SIZE="lots", EXAMWIRE_DATA_DIR=str(tmp_path))
     for argv in (["token", "--sub", "ann", "--role", "candidate"], ["export", "some-exam"], ["worker"], ["serve", "--port", "0"]):
         done = subprocess.run([sys.executable, "-m", "examwire", *argv], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
         assert done.returncode == 2, (argv, done.stdout, done.stderr)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from examwire.redis_server import find_redis_server
-from testkit import Node, free_port, http_json, json_events
+from testkit import clean_env, free_port, http_json, json_events, Node
 from tests.conftest import REPO_ROOT
 
 
@@ -20,8 +18,7 @@ from tests.conftest import REPO_ROOT
 def test_an_unreachable_redis_is_one_clear_line_every_few_seconds_then_recovers(tmp_path: Path, secrets) -> None:
     port = free_port()
     url = f"redis://:sekret-pw@127.0.0.1:{port}/0"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    env.update(PYTHONUNBUFFERED="1", EXAMWIRE_REDIS_URL=url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret)
+    env = clean_env(EXAMWIRE_REDIS_URL=url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret)
     node_port = free_port()
     argv = [sys.executable, "-m", "examwire", "serve", "--port", str(node_port), "--data-dir", str(tmp_path / "node")]
     (tmp_path / "node").mkdir()

@@ -7,7 +7,6 @@ its redis-server and Celery worker children, candidates over WebSockets.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -20,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, Node, free_port, http_json, json_events, wait_until
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, clean_env, free_port, http_json, json_events, Node, wait_until
 from tests.e2e.client import ExamClient, attempt_url
 
 from tests.conftest import REPO_ROOT
@@ -29,8 +28,7 @@ from tests.conftest import REPO_ROOT
 def _embedded(tmp_path: Path, **env: str) -> Node:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
-    full = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    full.update(PYTHONUNBUFFERED="1", EXAMWIRE_DATA_DIR=str(data_dir), **env)
+    full = clean_env(EXAMWIRE_DATA_DIR=str(data_dir), **env)
     port = free_port()
     argv = [sys.executable, "-m", "examwire", "serve", "--port", str(port)]
     node = Node(argv, full, port=port, data_dir=data_dir, cwd=REPO_ROOT)
@@ -177,8 +175,7 @@ def test_a_busy_port_is_one_clear_error_and_starts_nothing(tmp_path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-        env["EXAMWIRE_DATA_DIR"] = str(tmp_path / "data")
+        env = clean_env(EXAMWIRE_DATA_DIR=str(tmp_path / "data"))
         out = subprocess.run(
             [sys.executable, "-m", "examwire", "serve", "--demo", "--port", str(port)],
             env=env, capture_output=True, text=True, timeout=30, cwd=REPO_ROOT,

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO_ROOT / "test-artifacts" / "pages"
 
 CHROMIUM_ARGS = [

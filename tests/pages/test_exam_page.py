@@ -591,7 +591,7 @@ def test_proctor_pause_notice_and_resume_reach_the_page(make_node, put_exam, mak
                 assert ack["t"] == "ack", ack
                 notice = page.locator("#notice .notice")
                 await expect(notice).to_contain_text("Please stay in your seat.")
-                # the sender is the role, never the name claim (servers send the user id when there is none)
+                # the page names the role, never the sender: a name claim may be absent (the server then signs "Proctor")
                 await expect(notice.locator(".notice__from")).to_have_text("Message from your proctor")
                 await asyncio.sleep(1.2)
                 assert await page.locator("#timer").text_content() == frozen  # the clock stands still

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import msgpack
-import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from testkit import REPO_ROOT
+from tests.conftest import require_tool
+
 MODULE = REPO_ROOT / "handlers" / "pages" / "msgpack.js"
 
 SCRIPT = """
@@ -87,12 +85,7 @@ CANONICAL: list[Any] = [
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("node is needed to test handlers/pages/msgpack.js in CI", pytrace=False)
-        pytest.skip("node is not installed")
-    return node
+    return require_tool("node", ".ci/run installs nodejs to check handlers/pages/msgpack.js")
 
 
 def _run(job: dict[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,6 @@ processes, SQLite, candidates over WebSockets, the ``examwire`` command.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ import redis as redis_sync
 from storage import keys
 from tests.conftest import REPO_ROOT
 from tests.e2e.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, http_json, json_events, wait_until
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, clean_env, http_json, json_events, run_examwire, wait_until
 
 from .conftest import FAST, store_rows
 
@@ -41,17 +40,12 @@ async def _finish(node, make_token, user: str, exam_id: str = "health") -> str:
     return c.welcome["attempt"]
 
 
-def _examwire(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "examwire", *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
-
 
 def _cli_env(redis_url: str, secrets: Any, results_db, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EXAMWIRE_")}
-    env.update({
+    return clean_env(**{
         "EXAMWIRE_REDIS_URL": redis_url, "EXAMWIRE_JWT_SECRET": secrets.jwt_secret, "EXAMWIRE_SECRET": secrets.secret,
         "EXAMWIRE_SQLITE_PATH": str(results_db), **extra,
     })  # fmt: skip
-    return env
 
 
 def test_readyz_tells_whether_results_reach_the_store(make_node, make_worker, put_exam, make_token, results_db, redis_url, arun):
@@ -167,7 +161,7 @@ def test_status_tells_an_operator_the_truth(make_node, make_worker, put_exam, ma
     wait_until(lambda: r.zcard(keys.WORKERS) and r.get(keys.BEAT_LOCK), 30, "worker and beat up\n" + worker.log())
 
     # healthy
-    out = _examwire("status", "--json", env=env)
+    out = run_examwire("status", "--json", env=env)
     report = json.loads(out.stdout)
     assert out.returncode == 0, out.stdout + out.stderr
     assert report["status"] == "ok" and report["problems"] == []
@@ -175,10 +169,10 @@ def test_status_tells_an_operator_the_truth(make_node, make_worker, put_exam, ma
     assert report["warnings"] == ["Redis AOF is off: a Redis restart loses acknowledged answers"]
     assert len(report["workers"]["answered_ping"]) == 1 and report["beat"]["holder"]
     assert report["results_store"]["reachable"] is True and report["dead_letters"] == 0
-    text = _examwire("status", env=env)
+    text = run_examwire("status", env=env)
     assert text.returncode == 0 and text.stdout.startswith("Examwire status: OK")
     for role in ("worker", "beat"):
-        local = _examwire("status", "--local", role, env=env)
+        local = run_examwire("status", "--local", role, env=env)
         assert local.returncode == 0, (role, local.stdout, local.stderr)
 
     # a result that was dead-lettered: listed, degraded, requeued after the "fix", then stored
@@ -189,7 +183,7 @@ def test_status_tells_an_operator_the_truth(make_node, make_worker, put_exam, ma
         pipe.xadd(keys.OUTBOX_DEAD, {**fields, "reason": "store rejected: test", "entry": entry_id})
         pipe.xdel(keys.OUTBOX, entry_id)
         pipe.execute()
-    out = _examwire("status", "--json", env=env)
+    out = run_examwire("status", "--json", env=env)
     report = json.loads(out.stdout)
     assert out.returncode == 1 and report["status"] == "degraded"
     assert set(report["problems"]) == {
@@ -198,30 +192,30 @@ def test_status_tells_an_operator_the_truth(make_node, make_worker, put_exam, ma
         "no worker answered a ping",
         "no beat holds the lock: nothing schedules the drain and the sweep",
     }, report["problems"]
-    assert _examwire("status", "--local", "worker", env=env).returncode == 1
-    assert _examwire("status", "--local", "beat", env=env).returncode == 1
-    listed = _examwire("outbox", "dead", "--json", env=env)
+    assert run_examwire("status", "--local", "worker", env=env).returncode == 1
+    assert run_examwire("status", "--local", "beat", env=env).returncode == 1
+    listed = run_examwire("outbox", "dead", "--json", env=env)
     assert [(d["attempt"], d["reason"]) for d in json.loads(listed.stdout)] == [(attempt, "store rejected: test")]
-    moved = _examwire("outbox", "retry-dead", env=env)
+    moved = run_examwire("outbox", "retry-dead", env=env)
     assert moved.returncode == 0 and "requeued 1" in moved.stdout
     assert r.xlen(keys.OUTBOX_DEAD) == 0 and r.xlen(keys.OUTBOX) == 1
     assert set(r.xrange(keys.OUTBOX)[0][1]) == set(fields)  # the dead-letter fields are gone again
     worker = make_worker(beat=True)
     wait_until(lambda: attempt in {a for a, _, _ in store_rows(results_db)}, 30, "the requeued result stored\n" + worker.log())
-    wait_until(lambda: _examwire("status", env=env).returncode == 0, 30, "status ok again")
+    wait_until(lambda: run_examwire("status", env=env).returncode == 0, 30, "status ok again")
 
     # the results store unreachable: degraded, and it says which store
     not_a_dir = results_db.parent / "a-file"
     not_a_dir.write_text("")
     broken = _cli_env(redis_url, secrets, results_db, EXAMWIRE_SQLITE_PATH=str(not_a_dir / "results.sqlite3"))
-    out = _examwire("status", "--json", env=broken)
+    out = run_examwire("status", "--json", env=broken)
     assert out.returncode == 1, out.stdout
     assert f"results store unreachable (SQLite {not_a_dir / 'results.sqlite3'})" in json.loads(out.stdout)["problems"]
 
     # Redis unreachable: exit 2
     gone = _cli_env("redis://:pw@127.0.0.1:1/0", secrets, results_db)
-    out = _examwire("status", env=gone)
+    out = run_examwire("status", env=gone)
     assert out.returncode == 2 and out.stdout.startswith("Examwire status: UNREACHABLE")
     assert "redis://***@127.0.0.1:1/0" in out.stdout and "pw" not in out.stdout
-    assert _examwire("status", "--local", "worker", env=gone).returncode == 2
+    assert run_examwire("status", "--local", "worker", env=gone).returncode == 2
     r.close()
