@@ -32,6 +32,7 @@ from fractions import Fraction
 from typing import Any, Iterable, Mapping, Sequence
 
 from .exam import Exam, Question, number
+from .numbers import exact
 
 __all__ = ["analyse"]
 
@@ -159,8 +160,9 @@ def _sheet(exam: Exam, record: Mapping[str, Any]) -> _Sheet:
 
 def _exact(v: object) -> Fraction:
     """Exact value of a recorded number; 0 for anything that is not one."""
-    if isinstance(v, bool):
-        return _ZERO
+    if isinstance(v, Fraction):
+        return v
+    return exact(v) or _ZERO
     if isinstance(v, (int, Fraction)):
         return Fraction(v)
     if isinstance(v, float) and math.isfinite(v):

@@ -30,7 +30,8 @@ from enum import StrEnum
 from typing import Iterable, Mapping
 
 from .exam import Exam
-from .scoring import Refused, Result, Value, check_value, number, score_exam
+from .refused import Refused
+from .scoring import Result, Value, check_value, number, score_exam
 from .shuffle import question_order
 
 __all__ = [

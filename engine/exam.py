@@ -16,13 +16,13 @@ Contract (see docs/protocol.md, "Exam definition"):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Mapping
 
 from .ids import EXAM_ID_RULE, is_exam_id
+from .numbers import exact
 
 __all__ = [
     "ExamInvalid",
@@ -159,17 +159,6 @@ def _at(path: str, key: str) -> str:
     return key if path in ("", "$") else f"{path}.{key}"
 
 
-def _to_fraction(v: object) -> Fraction | None:
-    """Exact value of a JSON number, or None if ``v`` is not a finite number."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return Fraction(v)
-    if isinstance(v, float) and math.isfinite(v):
-        return Fraction(str(v))
-    return None
-
-
 class _Checker:
     """Collects problems while reading fields of one JSON object."""
 
@@ -229,7 +218,7 @@ class _Checker:
         if v is _MISSING:
             return default
         p = _at(path, key)
-        f = _to_fraction(v)
+        f = exact(v)
         if f is None:
             self.bad(p, "must be a finite number")
             return default
@@ -445,7 +434,7 @@ def _parse_answer(c: _Checker, q: dict, path: str, qtype: str, option_ids: set[s
             c.bad(p, "must be a boolean")
         return a
     if qtype == "numeric":
-        f = _to_fraction(a)
+        f = exact(a)
         if f is None:
             c.bad(p, "must be a finite number")
         return f

@@ -28,6 +28,8 @@ from fractions import Fraction
 from typing import Mapping, Union
 
 from .exam import Exam, Question, number
+from .numbers import exact
+from .refused import Refused
 
 __all__ = [
     "Value", "Refused", "check_value", "score_question", "QuestionResult",
@@ -40,19 +42,6 @@ MAX_TEXT = 2000
 MAX_NUMERIC = 1e15
 
 _ZERO = Fraction(0)
-
-
-class Refused(Exception):
-    """A command was refused; nothing changed.  ``code`` is the protocol error
-    code, ``message`` a human-readable explanation (never exception text)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(code, message)
-
-    def __str__(self) -> str:
-        return f"{self.code}: {self.message}"
 
 
 def _bad(msg: str) -> Refused:
@@ -110,16 +99,6 @@ def _norm_text(s: str, case_sensitive: bool) -> str:
     return s
 
 
-def _exact(v: object) -> Fraction | None:
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, int):
-        return Fraction(v)
-    if isinstance(v, float) and math.isfinite(v):
-        return Fraction(str(v))
-    return None
-
-
 _WRONG: tuple[bool, Fraction] = (False, Fraction(0))
 
 
@@ -152,7 +131,7 @@ def score_question(q: Question, value: object) -> tuple[bool | None, Fraction]:
             return True, q.points
         return wrong
     if t == "numeric":
-        f = _exact(value)
+        f = exact(value)
         if f is None:
             return wrong
         return (True, q.points) if abs(f - q.answer) <= q.tolerance else wrong  # type: ignore[operator]

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any, AsyncIterator, Protocol
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.routing import Route, WebSocketRoute
@@ -21,59 +21,25 @@ from starlette.routing import Route, WebSocketRoute
 from handlers import candidate, http, proctor, web
 from handlers.auth import Authenticator
 from handlers.context import Context
-from handlers.expiry import sweeper
 from handlers.hub import Hub
+from handlers.live import Presence, Watches
 from handlers.stopping import stop_tasks
-from storage.attempts import RedisAttempts
-from storage.exams import ExamCache
-from storage.live import RedisLive
-from storage.results import ResultStore, StoreUnavailable
-from storage.scripts import Scripts
+from services.core import build_core
+from services.expiry import sweeper
+from storage.results import StoreUnavailable
 
 from .settings import Settings, redacted_url
 
 log = logging.getLogger("examwire")
 
 
-def connect_redis(url: str, *, max_connections: int) -> Redis:
-    """A client on a blocking pool: callers wait for a connection instead of failing past the cap."""
-    pool = BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=10, decode_responses=True, health_check_interval=30,
-        socket_connect_timeout=5,
-    )
-    return Redis.from_pool(pool)
-
-
-def build_results(settings: Settings) -> ResultStore:
-    """MongoDB when ``mongodb_url`` is set, else SQLite in the data dir (not yet opened)."""
-    if settings.mongodb_url:
-        from storage.mongo_results import MongoResults
-
-        return MongoResults(
-            settings.mongodb_url,
-            database=settings.mongodb_database,
-            write_concern=settings.mongodb_write_concern,
-            timeout_ms=settings.store_timeout_ms,
-        )
-    from storage.sqlite_results import SqliteResults
-
-    return SqliteResults(settings.results_path, busy_timeout_ms=settings.store_timeout_ms)
-
-
 def build_context(settings: Settings, **overrides: Any) -> Context:
-    """Every shared resource of one node; ``overrides`` replace Context fields (e.g. ``clock``)."""
-    redis = connect_redis(settings.redis_url, max_connections=settings.redis_max_connections)  # type: ignore[arg-type]
-    scripts = Scripts.register(redis)
-    results = overrides.pop("results", None) or build_results(settings)
+    """Every shared resource of one node; ``overrides`` replace ``Core`` fields (e.g. ``clock``) or pass ``results``."""
+    core = build_core(settings, **overrides)
     return Context(
         settings=settings,
-        redis=redis,
-        scripts=scripts,
-        attempts=RedisAttempts(redis, scripts),
-        exams=ExamCache(redis, scripts, results),
-        results=results,
-        hub=Hub(redis),
-        live=RedisLive(redis, scripts),
+        core=core,
+        hub=Hub(core.redis),
         auth=Authenticator(
             algorithms=settings.jwt_algorithms,
             audience=settings.jwt_audience,
@@ -81,7 +47,8 @@ def build_context(settings: Settings, **overrides: Any) -> Context:
             secret=settings.jwt_secret if settings.jwks_url is None else None,
             jwks_url=settings.jwks_url,
         ),
-        **overrides,
+        presence=Presence(core, settings),
+        watches=Watches(core, settings),
     )
 
 
@@ -121,9 +88,9 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
         tasks = [
             asyncio.create_task(watch_redis(ctx, reachable), name="redis-watch"),
             asyncio.create_task(hub.run(), name="hub"),
-            asyncio.create_task(sweeper(ctx), name="sweeper"),
+            asyncio.create_task(sweeper(ctx.core), name="sweeper"),
             asyncio.create_task(open_results(ctx), name="results"),
-            asyncio.create_task(ctx.presence.run(ctx), name="presence"),
+            asyncio.create_task(ctx.presence.run(), name="presence"),
             asyncio.create_task(ctx.watches.run(), name="watches"),
         ]
         # give the store a moment so the first requests find its tables; the node serves attempts regardless
@@ -144,9 +111,7 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
             # waiting): stopped first, so that their sessions are released while Redis and the hub are up
             await stop_tasks(list(ctx.connections), timeout=2.0, what="connections")
             await stop_tasks(tasks, timeout=3.0, what="node background tasks")
-            await ctx.results.close()
-            await ctx.live.aclose()
-            await redis.aclose()
+            await ctx.core.aclose()
             ctx.event("node_stopped")
 
     routes = [

@@ -77,16 +77,15 @@ def session_redis(settings: Settings) -> Iterator[str]:
 
 async def _store_exam(settings: Settings, doc: Any) -> tuple[int, bool, str]:
     """Put an exam into the results store (the authority) and the Redis cache."""
-    from .app import build_context
+    from services.core import build_core
 
-    ctx = build_context(settings)
+    core = build_core(settings)
     try:
-        await ctx.results.open()
-        exam, created = await ctx.exams.put(doc)
+        await core.results.open()
+        exam, created = await core.exams.put(doc)
         return exam.version, created, exam.id
     finally:
-        await ctx.results.close()
-        await ctx.redis.aclose()
+        await core.aclose()
 
 
 def tune_gc(threshold: tuple[int, int, int]) -> None:
@@ -384,20 +383,18 @@ def cmd_beat(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tasks import jobs
-
-    from .app import build_context
+    from services import reports
+    from services.core import build_core
 
     settings = Settings.from_env(data_dir=args.data_dir)
 
     async def run(url: str) -> str:
-        ctx = build_context(settings.with_redis(url))
+        core = build_core(settings.with_redis(url))
         try:
-            await ctx.results.open()
-            return await jobs.export(ctx, args.exam, Path(args.out_dir) if args.out_dir else None)
+            await core.results.open()
+            return await reports.export(core, args.exam, Path(args.out_dir) if args.out_dir else None)
         finally:
-            await ctx.results.close()
-            await ctx.redis.aclose()
+            await core.aclose()
 
     if not is_exam_id(args.exam):
         print(f"examwire: {args.exam!r} is not an exam id ({EXAM_ID_RULE})", file=sys.stderr)
@@ -405,7 +402,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     try:
         with session_redis(settings) as url:
             path = asyncio.run(run(url))
-    except jobs.UnknownExam as exc:
+    except reports.UnknownExam as exc:
         print(f"examwire: {exc}", file=sys.stderr)
         return 1
     print(path)
@@ -432,7 +429,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     from storage import outbox
     from storage.scripts import Scripts
 
-    from .app import connect_redis
+    from services.core import connect_redis
 
     settings = _status_settings(args)
 

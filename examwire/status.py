@@ -109,14 +109,14 @@ class Report:
 
 
 def _connect(settings: Settings) -> Any:
-    from .app import connect_redis
+    from services.core import connect_redis
 
     return connect_redis(settings.redis_url or "", max_connections=4)
 
 
 async def gather(settings: Settings) -> Report:
     """Every fact of the report; Redis unreachable is a report too (code 2), never an exception."""
-    from .app import build_results
+    from services.core import build_results
 
     report = Report(redis_url=redacted_url(settings.redis_url))
     redis = _connect(settings)

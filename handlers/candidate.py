@@ -31,16 +31,14 @@ from protocol import (
     parse_request,
 )
 from protocol import candidate as wire
-from storage import keys
-from storage.attempts import Commit, Snapshot, attempt_id, from_record
+from services import commits
+from services.expiry import expire
+from storage.attempts import Snapshot, attempt_id, from_record
 
 from .auth import Claims
 from .ratelimit import Bucket
 from .connection import Connection
 from .context import Context
-from .expiry import expire
-
-_COMMIT_TRIES = 8
 
 
 async def endpoint(ws: WebSocket) -> None:
@@ -189,54 +187,43 @@ class CandidateSession:
 
     async def _apply(self, cmd: object, req_id: int, *, event: dict[str, Any] | None = None) -> bool:
         """Apply a candidate command and ack it; False when it was refused with ``time_up``."""
-        ctx, grace = self.ctx, self.ctx.settings.answer_grace_ms
-        for _ in range(_COMMIT_TRIES):
-            snap = self.snap
-            assert snap is not None and self.exam is not None
-            now = ctx.clock()
-            try:
-                out = engine.apply(snap.attempt, self.exam, cmd, now=now, grace_ms=grace)
-            except Refused as refused:
-                err = RequestError(ErrorCode(refused.code), refused.message, req_id)
-                if refused.code != "time_up":
-                    raise err from None
-                await self.conn.send_error(err)
-                await self._expire_if_due(loud=True)
-                return False
-            if out.duplicate:
-                await self.conn.send(Ack(req_id, {"dup": True}).to_wire())
-                return True
-            new = out.attempt
-            if out.time_changed and new.state is State.ACTIVE:
-                await ctx.redis.zadd(keys.DEADLINES, {new.id: new.deadline(now) + grace})
-            result = new.result.to_wire() if out.ended and new.result is not None else None
-            committed = await ctx.attempts.commit(
-                snap,
-                new,
-                owner=self.conn.conn_id,
-                notify=out.time_changed or out.ended,
-                result=result,
-                event=event,
-                live=engine.progress(new, self.exam.total, now, result),
-                answered=out.answered,
+        try:
+            done = await commits.apply(
+                self.ctx.core, cmd, snap=self.snap, exam=self.exam, reload=self._reload, owner=self.conn.conn_id, event=event
             )
-            if isinstance(committed, Snapshot):
-                self.snap = committed
-                await self.conn.send(Ack(req_id, dict(out.reply)).to_wire())
-                await self._after(cmd, out.ended, out.time_changed, now)
-                return True
-            if committed is Commit.SUPERSEDED:
-                raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")
-            if committed is Commit.MISSING:
-                raise Disconnect(CloseCode.INTERNAL, "attempt vanished")
-            await self.refresh()
-        raise RequestError(ErrorCode.INTERNAL, "attempt busy; retry", req_id)
+        except Refused as refused:
+            err = RequestError(ErrorCode(refused.code), refused.message, req_id)
+            if refused.code != "time_up":
+                raise err from None
+            await self.conn.send_error(err)
+            await self._expire_if_due(loud=True)
+            return False
+        except commits.Superseded:
+            raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt") from None
+        except commits.Gone:
+            raise Disconnect(CloseCode.INTERNAL, "attempt vanished") from None
+        except commits.Busy:
+            raise RequestError(ErrorCode.INTERNAL, "attempt busy; retry", req_id) from None
+        out = done.outcome
+        assert out is not None
+        if out.duplicate:
+            await self.conn.send(Ack(req_id, {"dup": True}).to_wire())
+            return True
+        self.snap = done.snap
+        await self.conn.send(Ack(req_id, dict(out.reply)).to_wire())
+        await self._after(cmd, out.ended, out.time_changed, done.now)
+        return True
+
+    async def _reload(self, stale: Snapshot) -> Snapshot:
+        """After a lost race: reload, telling the candidate what changed under it."""
+        await self.refresh()
+        assert self.snap is not None
+        return self.snap
 
     async def _after(self, cmd: object, ended: bool, time_changed: bool, now: int) -> None:
         """What follows an applied request's ack: clock, state and question pushes."""
         a = self.snap.attempt  # type: ignore[union-attr]
         if ended:
-            await self.ctx.redis.zrem(keys.DEADLINES, a.id)
             await self.conn.send(StateChange(a.state.value, a.end_reason).to_wire())
             await self._send_result()
             return
@@ -299,7 +286,7 @@ class CandidateSession:
         """
         a, now = self.snap.attempt, self.ctx.clock()  # type: ignore[union-attr]
         if a.state is State.ACTIVE and a.deadline(now) + self.ctx.settings.answer_grace_ms <= now:  # type: ignore[operator]
-            await expire(self.ctx, a.id)
+            await expire(self.ctx.core, a.id)
             if loud:
                 await self.refresh()
             else:

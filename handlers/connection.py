@@ -34,6 +34,7 @@ from protocol import (
     encode,
     error_message,
     parse_request,
+    valid_id,
 )
 from storage.results import StoreUnavailable
 
@@ -265,7 +266,7 @@ class Connection:
         try:
             message = self._decode(data)
             if verdict is False:
-                raise RequestError(ErrorCode.RATE_LIMITED, "too many messages; slow down", _request_id(message))
+                raise RequestError(ErrorCode.RATE_LIMITED, "too many messages; slow down", valid_id(message))
             try:
                 await session.request(message)
             except (RequestError, Disconnect, _Gone):
@@ -273,17 +274,13 @@ class Connection:
             except RedisError:
                 log.exception("session store error")
                 raise RequestError(
-                    ErrorCode.INTERNAL, "session store unavailable; retry", _request_id(message)
+                    ErrorCode.INTERNAL, "session store unavailable; retry", valid_id(message)
                 ) from None
             except StoreUnavailable:
-                raise RequestError(ErrorCode.INTERNAL, "results store unavailable; retry", _request_id(message)) from None
+                raise RequestError(ErrorCode.INTERNAL, "results store unavailable; retry", valid_id(message)) from None
             except Exception:
                 log.exception("internal error handling %s", message.get("t"))
-                raise RequestError(ErrorCode.INTERNAL, "internal error", _request_id(message)) from None
+                raise RequestError(ErrorCode.INTERNAL, "internal error", valid_id(message)) from None
         except RequestError as err:
             await self.send_error(err)
 
-
-def _request_id(message: Mapping[str, Any]) -> int | None:
-    rid = message.get("id")
-    return rid if type(rid) is int and 0 < rid < 2**53 else None

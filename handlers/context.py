@@ -1,57 +1,79 @@
-"""The resources one engine node shares across requests, built by the lifespan."""
+"""What one engine node's endpoints share, built by the lifespan: the services' ``Core`` and the node's own parts."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from redis.asyncio import Redis
-
-from examwire.settings import Settings
-from storage.attempts import AttemptStore
-from storage.exams import ExamCache
-from storage.live import LiveStore
-from storage.results import ResultStore
-from storage.scripts import Scripts
+from services.core import Core, CoreSettings
 
 from .auth import Authenticator
 from .hub import Hub
 from .live import Presence, Watches
 
 
-def wall_clock_ms() -> int:
-    return time.time_ns() // 1_000_000
+class NodeSettings(CoreSettings):
+    """The settings an engine node's endpoints read (``examwire.settings.Settings`` has these and more)."""
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def event_burst(self) -> int: ...
+    @property
+    def event_rate_per_s(self) -> float: ...
+    @property
+    def hello_timeout_s(self) -> float: ...
+    @property
+    def max_exam_bytes(self) -> int: ...
+    @property
+    def outbox_stale_s(self) -> int: ...
+    @property
+    def presence_interval_ms(self) -> int: ...
+    @property
+    def presence_stale_ms(self) -> int: ...
+    @property
+    def proctor_update_ms(self) -> int: ...
+    @property
+    def rate_burst(self) -> int: ...
+    @property
+    def rate_per_s(self) -> int: ...
+    @property
+    def readyz_fail_degraded(self) -> bool: ...
+    @property
+    def send_queue(self) -> int: ...
+    @property
+    def time_push_interval_s(self) -> float: ...
+    @property
+    def worker_stale_s(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    settings: Settings
-    redis: Redis
-    scripts: Scripts
-    attempts: AttemptStore
-    exams: ExamCache
-    results: ResultStore
+    settings: NodeSettings
+    core: Core
     hub: Hub
     auth: Authenticator
-    live: LiveStore
-    presence: Presence = field(default_factory=Presence)
-    watches: Watches = field(default_factory=Watches)
+    presence: Presence
+    watches: Watches
     #: the tasks of the WebSocket connections open on this node (``Connection.run``), for the lifespan to stop
     connections: set[asyncio.Task[Any]] = field(default_factory=set)
-    clock: Callable[[], int] = wall_clock_ms
-    log: logging.Logger = field(default_factory=lambda: logging.getLogger("examwire"))
+
+    # the services' resources, by their usual names
+    redis = property(lambda self: self.core.redis)
+    scripts = property(lambda self: self.core.scripts)
+    attempts = property(lambda self: self.core.attempts)
+    exams = property(lambda self: self.core.exams)
+    results = property(lambda self: self.core.results)
+    live = property(lambda self: self.core.live)
+    secret = property(lambda self: self.core.secret)
 
     @property
-    def secret(self) -> bytes:
-        return self.settings.secret.encode()
+    def clock(self) -> Callable[[], int]:
+        return self.core.clock
 
     def event(self, name: str, **fields: Any) -> None:
-        """One structured log line. Never pass tokens.
-
-        The fields ride on the record (``extra``), so the JSON formatter
-        (``examwire.logs``) writes them without parsing a message back.
-        """
-        self.log.info(name, extra={"fields": {"event": name, "node": self.settings.node_id, **fields}})
+        """One structured log line (``Core.event``). Never pass tokens."""
+        self.core.event(name, **fields)

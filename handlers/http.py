@@ -15,16 +15,15 @@ from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from engine import FINAL, ExamInvalid, State, number
+from engine.ids import EXAM_ID_RULE, is_attempt_id, is_exam_id
+from services.reports import analysis, csv_chunks
 from storage import health
 from storage.attempts import from_record
 from storage.results import StoreUnavailable
 
-from engine import FINAL, ExamInvalid, State, number
-from engine.ids import EXAM_ID_RULE, is_attempt_id, is_exam_id
-
 from .auth import BadToken, Claims, bearer
 from .context import Context
-from .reports import analysis, csv_chunks
 
 #: ``/readyz`` answers within about this long, whatever Redis or the store do.
 READY_CHECK_S = 3.0
@@ -296,7 +295,7 @@ async def get_results(request: Request) -> Response:
         if fmt == "csv":
             await ctx.results.ping()
             return StreamingResponse(
-                csv_chunks(ctx, exam_id, version=version),
+                csv_chunks(ctx.core, exam_id, version=version),
                 media_type="text/csv; charset=utf-8",
                 headers={"Content-Disposition": f'attachment; filename="{exam_id}-results.csv"'},
             )
@@ -331,7 +330,7 @@ async def get_analysis(request: Request) -> Response:
     except ValueError as exc:
         return _error(400, "bad_request", str(exc))
     try:
-        doc = await analysis(ctx, exam_id, version, refresh=request.query_params.get("refresh") in ("1", "true"))
+        doc = await analysis(ctx.core, exam_id, version, refresh=request.query_params.get("refresh") in ("1", "true"))
     except StoreUnavailable:
         return _unavailable()
     if doc is None:

@@ -19,7 +19,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
@@ -28,17 +28,26 @@ from storage import keys
 from storage.attempts import from_record
 from storage.health import connection_lost
 from storage.live import parse_message
+from services.core import Core
 from storage.results import StoreUnavailable, all_results
 
 from .stopping import stop_tasks
-
-if TYPE_CHECKING:
-    from .context import Context
 
 log = logging.getLogger("examwire.live")
 
 #: How long a watch outlives its last proctor (a reconnecting dashboard finds it warm).
 LINGER_S = 10.0
+
+
+class LiveSettings(Protocol):
+    """The settings of presence and the proctor feed."""
+
+    @property
+    def presence_interval_ms(self) -> int: ...
+    @property
+    def presence_stale_ms(self) -> int: ...
+    @property
+    def proctor_update_ms(self) -> int: ...
 
 
 class Viewer(Protocol):
@@ -50,7 +59,9 @@ class Viewer(Protocol):
 class Presence:
     """This node's candidate connections, heartbeaten into each exam's presence set."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: Core, settings: LiveSettings) -> None:
+        self.core = core
+        self.settings = settings
         self._held: dict[str, Counter[str]] = {}
 
     def add(self, exam_id: str, attempt_id: str) -> None:
@@ -69,20 +80,20 @@ class Presence:
     def holds(self, exam_id: str, attempt_id: str) -> bool:
         return self._held.get(exam_id, {}).get(attempt_id, 0) > 0
 
-    async def beat_once(self, ctx: "Context") -> None:
-        now = ctx.clock()
+    async def beat_once(self) -> None:
+        now = self.core.clock()
         for exam_id, held in list(self._held.items()):
             ids = list(held)
             for lo in range(0, len(ids), 1000):
-                await ctx.live.beat(exam_id, ids[lo : lo + 1000], now)
+                await self.core.live.beat(exam_id, ids[lo : lo + 1000], now)
 
-    async def run(self, ctx: "Context") -> None:
+    async def run(self) -> None:
         """Beat every ``presence_interval_ms`` until cancelled."""
-        interval = ctx.settings.presence_interval_ms / 1000
+        interval = self.settings.presence_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
             try:
-                await self.beat_once(ctx)
+                await self.beat_once()
             except (RedisError, OSError) as exc:
                 if not connection_lost(exc):
                     log.warning(json.dumps({"event": "presence_beat_failed", "error": type(exc).__name__}))
@@ -91,8 +102,9 @@ class Presence:
 class Watch:
     """One exam's live view on this node (see the module docstring)."""
 
-    def __init__(self, ctx: "Context", exam_id: str) -> None:
-        self.ctx = ctx
+    def __init__(self, core: Core, settings: LiveSettings, exam_id: str) -> None:
+        self.core = core
+        self.settings = settings
         self.exam_id = exam_id
         self.rows: dict[str, dict[str, Any]] = {}
         self._vers: dict[str, int] = {}
@@ -134,7 +146,7 @@ class Watch:
         try:
             while True:
                 try:
-                    ps = self.ctx.live.subscribe()
+                    ps = self.core.live.subscribe()
                     try:
                         await ps.subscribe(keys.live(self.exam_id))
                         await self._load()
@@ -191,7 +203,7 @@ class Watch:
 
     async def _load_one(self, aid: str, message: dict[str, Any]) -> None:
         try:
-            snaps = await self.ctx.attempts.load_many([aid])
+            snaps = await self.core.attempts.load_many([aid])
             if aid in snaps and snaps[aid].attempt.exam_id == self.exam_id:
                 snap = snaps[aid]
                 row = await self._row(snap.attempt, snap.result)
@@ -205,22 +217,22 @@ class Watch:
     async def _total(self, version: int) -> int:
         total = self._totals.get(version)
         if total is None:
-            exam = await self.ctx.exams.get(self.exam_id, version)
+            exam = await self.core.exams.get(self.exam_id, version)
             total = exam.total if exam is not None else 0
             self._totals[version] = total
         return total
 
     async def _row(self, attempt: engine.Attempt, result: Any) -> dict[str, Any]:
         total = await self._total(attempt.exam_version)
-        return engine.progress(attempt, total, self.ctx.clock(), result)
+        return engine.progress(attempt, total, self.core.clock(), result)
 
     async def _load(self) -> None:
         """Read every attempt of the exam: Redis for the live ones, the results store for the rest."""
-        ctx = self.ctx
-        ids = await ctx.live.roster(self.exam_id)
-        seen = await ctx.live.presence(self.exam_id)
-        snaps = await ctx.attempts.load_many(ids)
-        fresh = ctx.clock() - ctx.settings.presence_stale_ms
+        core, settings = self.core, self.settings
+        ids = await core.live.roster(self.exam_id)
+        seen = await core.live.presence(self.exam_id)
+        snaps = await core.attempts.load_many(ids)
+        fresh = core.clock() - settings.presence_stale_ms
         rows: dict[str, dict[str, Any]] = {}
         for aid, snap in snaps.items():
             if snap.attempt.exam_id != self.exam_id:
@@ -240,7 +252,7 @@ class Watch:
 
     async def _archived(self, ids: set[str]) -> list[dict[str, Any]]:
         """The stored records of ``ids``: one lookup each when few, else one pass over the exam's results."""
-        store = self.ctx.results
+        store = self.core.results
         if len(ids) <= 20:
             found = [await store.get_result(aid) for aid in sorted(ids)]
             return [r for r in found if r is not None and r.get("exam") == self.exam_id]
@@ -249,7 +261,7 @@ class Watch:
     async def _flush_loop(self) -> None:
         """Flush as soon as a change is due (woken by ``apply``), else every 50 ms for the held-back ones."""
         loop = asyncio.get_running_loop()
-        gap = self.ctx.settings.proctor_update_ms / 1000
+        gap = self.settings.proctor_update_ms / 1000
         tick = min(0.05, gap) if gap > 0 else 0.02
         while True:
             try:
@@ -287,12 +299,12 @@ class Watch:
                 viewer.deliver(("updates", out))
 
     async def _reap_loop(self) -> None:
-        ctx = self.ctx
-        interval = ctx.settings.presence_interval_ms / 1000
+        core, settings = self.core, self.settings
+        interval = settings.presence_interval_ms / 1000
         while True:
             await asyncio.sleep(interval)
             try:
-                await ctx.live.reap(self.exam_id, ctx.clock() - ctx.settings.presence_stale_ms)
+                await core.live.reap(self.exam_id, core.clock() - settings.presence_stale_ms)
             except (RedisError, OSError) as exc:
                 if not connection_lost(exc):
                     log.warning(json.dumps({"event": "presence_reap_failed", "error": type(exc).__name__}))
@@ -301,15 +313,17 @@ class Watch:
 class Watches:
     """The exams watched from this node: one ``Watch`` each, started on demand, stopped when idle."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: Core, settings: LiveSettings) -> None:
+        self.core = core
+        self.settings = settings
         self._by_exam: dict[str, Watch] = {}
         self._retired: set[asyncio.Task[None]] = set()  # idle watches cancelled, until they have ended
 
-    async def join(self, ctx: "Context", exam_id: str, viewer: Viewer, timeout: float = 10.0) -> Watch:
+    async def join(self, exam_id: str, viewer: Viewer, timeout: float = 10.0) -> Watch:
         """The exam's watch with ``viewer`` added, once its view is loaded."""
         watch = self._by_exam.get(exam_id)
         if watch is None or watch.task is None or watch.task.done():
-            watch = Watch(ctx, exam_id)
+            watch = Watch(self.core, self.settings, exam_id)
             watch.task = asyncio.create_task(watch.run(), name=f"watch:{exam_id}")
             self._by_exam[exam_id] = watch
         watch.add(viewer)

@@ -492,7 +492,7 @@ async def bench_sessions(node: Proc, tokens: Callable[[str], str], steps: Sequen
 
 
 async def bench_expiry(node: Proc, redis_url: str, secret: str, n: int) -> dict[str, Any]:
-    from examwire.app import connect_redis
+    from services.core import connect_redis
     from storage import keys
     from storage.attempts import RedisAttempts, attempt_id
     from storage.live import parse_message, raw_client

@@ -8,7 +8,7 @@ one run, and writes the figures to ``drain-bench.txt``.
 
 import asyncio, sys, time, tempfile, subprocess, socket, os
 import engine
-from examwire.app import connect_redis
+from services.core import connect_redis
 from examwire.redis_server import EmbeddedRedis
 from storage.attempts import RedisAttempts, attempt_id
 from storage.outbox import Outbox

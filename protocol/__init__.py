@@ -41,7 +41,7 @@ from .candidate import (
     Welcome,
     parse_request,
 )
-from .codec import INT_MAX, INT_MIN, MAX_DEPTH, MAX_ID, MAX_TYPE_LEN, Encoding, decode, encode
+from .codec import INT_MAX, INT_MIN, MAX_DEPTH, MAX_ID, MAX_TYPE_LEN, Encoding, decode, encode, valid_id
 from .errors import (
     MAX_CLOSE_REASON_BYTES,
     MAX_ERROR_MESSAGE_CHARS,
@@ -80,6 +80,7 @@ __all__ = [
     # codec
     "Encoding",
     "decode",
+    "valid_id",
     "encode",
     # candidate requests
     "Hello",

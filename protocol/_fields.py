@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 
-from .codec import INT_MAX, INT_MIN, MAX_DEPTH, MAX_ID, _check_tree, _json_encode
-from .codec import _valid_id as valid_id  # the message's id if valid, else None
+from .codec import INT_MAX, INT_MIN, MAX_DEPTH, MAX_ID, json_encode, check_tree, valid_id
 from .errors import ErrorCode, RequestError
 
 BAD_REQUEST = ErrorCode.BAD_REQUEST
@@ -74,9 +73,9 @@ def opt_json(m: dict, name: str, max_bytes: int, rid: int | None) -> object:
     if v is None:
         return None
     # The value sits one level below the top-level map of its frame.
-    if _check_tree(v, MAX_DEPTH - 1, True, True) is None:
+    if check_tree(v, MAX_DEPTH - 1, True, True) is None:
         try:
-            size = len(_json_encode(v).encode("utf-8"))
+            size = len(json_encode(v).encode("utf-8"))
         except Exception:
             size = max_bytes + 1
         if size <= max_bytes:

@@ -190,7 +190,7 @@ class Ping:
 Request = Hello | Start | Answer | Flag | Goto | Fetch | Event | Submit | Ping
 
 
-def _parse_hello(m: dict) -> Hello:
+def parse_hello(m: dict) -> Hello:
     rid = f.valid_id(m)
     token = m.get("token")
     if token is not None and not (type(token) is str and 1 <= len(token) <= MAX_TOKEN_LEN):
@@ -281,12 +281,12 @@ def _parse_submit(m: dict) -> Submit:
     return Submit(f.req_id(m))
 
 
-def _parse_ping(m: dict) -> Ping:
+def parse_ping(m: dict) -> Ping:
     return Ping(f.req_number(m, "ct", f.valid_id(m)))
 
 
 _PARSERS = {
-    "hello": _parse_hello,
+    "hello": parse_hello,
     "start": _parse_start,
     "answer": _parse_answer,
     "flag": _parse_flag,
@@ -294,7 +294,7 @@ _PARSERS = {
     "fetch": _parse_fetch,
     "event": _parse_event,
     "submit": _parse_submit,
-    "ping": _parse_ping,
+    "ping": parse_ping,
 }
 
 

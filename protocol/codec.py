@@ -19,6 +19,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
+from typing import Any
 from enum import Enum
 
 import msgpack
@@ -29,6 +30,7 @@ __all__ = [
     "Encoding",
     "decode",
     "encode",
+    "valid_id",
     "MAX_DEPTH",
     "MAX_ID",
     "MAX_TYPE_LEN",
@@ -74,7 +76,7 @@ def _reject_ext(code: int, data: bytes) -> object:
 
 
 _json_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
-_json_encode = json.JSONEncoder(
+json_encode = json.JSONEncoder(
     separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False
 ).encode
 
@@ -87,7 +89,7 @@ def _bad(message: str, id: int | None = None) -> RequestError:
     return RequestError(ErrorCode.BAD_FRAME, message, id)
 
 
-def _check_tree(obj: object, max_depth: int, check_text: bool, check_ints: bool) -> str | None:
+def check_tree(obj: object, max_depth: int, check_text: bool, check_ints: bool) -> str | None:
     """Return why ``obj`` is not a plain wire tree, or ``None`` if it is.
 
     Iterative (no recursion), checks exact types: ``dict`` with ``str`` keys,
@@ -148,7 +150,8 @@ def _check_tree(obj: object, max_depth: int, check_text: bool, check_ints: bool)
     return None
 
 
-def _valid_id(m: dict) -> int | None:
+def valid_id(m: Mapping[str, Any]) -> int | None:
+    """The message's request id if it is a valid one (1..MAX_ID), else None: what an error reply may echo."""
     v = m.get("id")
     if type(v) is int and 1 <= v <= MAX_ID:
         return v
@@ -201,12 +204,12 @@ def decode(frame: str | bytes) -> tuple[dict, Encoding]:
 
         if type(obj) is not dict:
             raise _bad("frame must be a map")
-        problem = _check_tree(obj, MAX_DEPTH, check_text, False)
+        problem = check_tree(obj, MAX_DEPTH, check_text, False)
         if problem is not None:
-            raise _bad(problem, _valid_id(obj))
+            raise _bad(problem, valid_id(obj))
         t = obj.get("t")
         if type(t) is not str or not 1 <= len(t) <= MAX_TYPE_LEN:
-            raise _bad("'t' must be a string of 1..32 characters", _valid_id(obj))
+            raise _bad("'t' must be a string of 1..32 characters", valid_id(obj))
         return obj, enc
     except RequestError:
         raise
@@ -219,7 +222,7 @@ def encode(msg: Mapping, enc: Encoding) -> str | bytes:
     if type(msg) is not dict:
         msg = dict(msg)
     if enc is Encoding.JSON:
-        return _json_encode(msg)
+        return json_encode(msg)
     if enc is Encoding.MSGPACK:
         return msgpack.packb(msg, use_bin_type=True)
     raise TypeError(f"not an Encoding: {enc!r}")

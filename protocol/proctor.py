@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from . import _fields as f
-from .candidate import Hello, Ping, _parse_hello, _parse_ping
+from .candidate import Hello, Ping, parse_hello, parse_ping
 
 __all__ = [
     "ProctorHello",
@@ -157,13 +157,13 @@ def _parse_message(m: dict) -> Message:
 
 
 _PARSERS = {
-    "hello": _parse_hello,
+    "hello": parse_hello,
     "extend": _parse_extend,
     "pause": _parse_pause,
     "resume": _parse_resume,
     "terminate": _parse_terminate,
     "message": _parse_message,
-    "ping": _parse_ping,
+    "ping": parse_ping,
 }
 
 

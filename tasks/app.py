@@ -22,15 +22,14 @@ from typing import Any
 
 from celery import Celery
 
-from examwire.settings import Settings
 from storage.results import StoreUnavailable
 
 from . import jobs
 from .health import heartbeat_step, locked_scheduler
-from .runtime import Resources, Runtime
+from .runtime import Resources, Runtime, WorkerSettings
 
 
-def create_celery(settings: Settings) -> Celery:
+def create_celery(settings: WorkerSettings) -> Celery:
     broker = settings.broker_url
     app = Celery("examwire", broker=broker, backend=broker, set_as_current=False)
     drain_s = settings.drain_interval_ms / 1000
@@ -70,10 +69,10 @@ def create_celery(settings: Settings) -> Celery:
         async def job(res: Resources) -> dict[str, int]:
             try:
                 await res.ready()
-                stats = await jobs.drain(res.ctx, res.outbox, budget_s=budget)
+                stats = await jobs.drain(res.core, res.outbox, budget_s=budget)
             except StoreUnavailable as exc:
                 # entries stay pending; the next drain retries them after their backoff
-                res.ctx.event("outbox_store_unavailable", error=str(exc)[:200])
+                res.core.event("outbox_store_unavailable", error=str(exc)[:200])
                 return {"written": 0, "rejected": 0, "unavailable": 1}
             return {"written": stats.written, "rejected": stats.rejected, "unavailable": 0}
 
@@ -81,13 +80,13 @@ def create_celery(settings: Settings) -> Celery:
 
     @app.task(name="examwire.sweep")
     def sweep() -> int:
-        return runtime.run(lambda res: jobs.sweep(res.ctx))
+        return runtime.run(lambda res: jobs.sweep(res.core))
 
     @app.task(name="examwire.analyse")
     def analyse(exam_id: str, version: int | None = None) -> dict[str, Any] | None:
         async def job(res: Resources) -> dict[str, Any] | None:
             await res.ready()
-            return await jobs.analyse(res.ctx, exam_id, version)
+            return await jobs.analyse(res.core, exam_id, version)
 
         return runtime.run(job)
 
@@ -95,7 +94,7 @@ def create_celery(settings: Settings) -> Celery:
     def analyse_stale() -> list[str]:
         async def job(res: Resources) -> list[str]:
             await res.ready()
-            return await jobs.analyse_stale(res.ctx)
+            return await jobs.analyse_stale(res.core)
 
         return runtime.run(job)
 
@@ -103,7 +102,7 @@ def create_celery(settings: Settings) -> Celery:
     def export(exam_id: str) -> str:
         async def job(res: Resources) -> str:
             await res.ready()
-            return await jobs.export(res.ctx, exam_id)
+            return await jobs.export(res.core, exam_id)
 
         return runtime.run(job)
 

@@ -25,13 +25,14 @@ from celery import bootsteps
 from celery.beat import PersistentScheduler
 from redis.exceptions import RedisError
 
-from examwire.settings import Settings
 from storage import health, keys
+
+from .runtime import WorkerSettings
 
 log = logging.getLogger("examwire.beat")
 
 
-def heartbeat_step(settings: Settings) -> type[bootsteps.StartStopStep]:
+def heartbeat_step(settings: WorkerSettings) -> type[bootsteps.StartStopStep]:
     class WorkerHeartbeat(bootsteps.StartStopStep):
         """Heartbeats of this worker (its Celery hostname) into ``keys.WORKERS``."""
 
@@ -76,7 +77,7 @@ def gone_from_this_host(holder: str | None) -> bool:
     return False
 
 
-def locked_scheduler(settings: Settings) -> type[PersistentScheduler]:
+def locked_scheduler(settings: WorkerSettings) -> type[PersistentScheduler]:
     ttl_ms = settings.beat_lock_ttl_s * 1000
     renew_s = max(0.5, settings.beat_lock_ttl_s / 3)
 

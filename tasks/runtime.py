@@ -15,23 +15,47 @@ import threading
 from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
-from examwire.settings import Settings
-from handlers.context import Context
+from services.core import Core, CoreSettings, build_core
 from storage.outbox import Outbox
 
 T = TypeVar("T")
 
 
+class WorkerSettings(CoreSettings):
+    """The settings a worker process reads (``examwire.settings.Settings`` has these and more)."""
+
+    @property
+    def outbox_batch(self) -> int: ...
+    @property
+    def outbox_retry_ms(self) -> int: ...
+    @property
+    def outbox_retry_max_ms(self) -> int: ...
+    @property
+    def persisted_ttl_s(self) -> int: ...
+    @property
+    def broker_url(self) -> str: ...
+    @property
+    def drain_interval_ms(self) -> int: ...
+    @property
+    def worker_sweep_interval_ms(self) -> int: ...
+    @property
+    def analysis_interval_s(self) -> int: ...
+    @property
+    def heartbeat_interval_ms(self) -> int: ...
+    @property
+    def beat_lock_ttl_s(self) -> int: ...
+
+
 @dataclass(slots=True)
 class Resources:
-    ctx: Context
+    core: Core
     outbox: Outbox
     opened: bool = False
 
     async def ready(self) -> "Resources":
         """Open the results store (tables, indexes) on first use; raises ``StoreUnavailable``."""
         if not self.opened:
-            await self.ctx.results.open()
+            await self.core.results.open()
             self.opened = True
         return self
 
@@ -39,7 +63,7 @@ class Resources:
 class Runtime:
     """Runs coroutines for tasks on this process's loop (see the module docstring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self._lock = threading.Lock()
         self._pid: int | None = None
@@ -60,18 +84,16 @@ class Runtime:
             return self._loop, self._res
 
     async def _build(self) -> Resources:
-        from examwire.app import build_context
-
         s = self.settings
-        ctx = build_context(s)
+        core = build_core(s)
         outbox = Outbox(
-            ctx.redis,
-            ctx.scripts,
-            ctx.results,
+            core.redis,
+            core.scripts,
+            core.results,
             consumer=f"{socket.gethostname()}:{os.getpid()}",
             batch=s.outbox_batch,
             retry_ms=s.outbox_retry_ms,
             retry_max_ms=s.outbox_retry_max_ms,
             persisted_ttl_ms=s.persisted_ttl_s * 1000,
         )
-        return Resources(ctx, outbox)
+        return Resources(core, outbox)

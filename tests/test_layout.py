@@ -41,7 +41,7 @@ def _imports(path: Path) -> set[str]:
 
 def test_the_walk_sees_the_packages() -> None:
     seen = {p.relative_to(REPO_ROOT).parts[0] for p in _sources(REPO_ROOT)}
-    assert {"engine", "protocol", "handlers", "storage", "tasks", "examwire", "loadtests", "testkit"} <= seen
+    assert {"engine", "protocol", "services", "handlers", "storage", "tasks", "examwire", "loadtests", "testkit"} <= seen
 
 
 def test_nothing_outside_tests_imports_tests() -> None:
@@ -62,7 +62,7 @@ def test_testkit_imports_the_standard_library_only() -> None:
     assert bad == {}
 
 
-PRODUCT = ("examwire", "engine", "protocol", "handlers", "storage", "tasks")
+PRODUCT = ("examwire", "engine", "protocol", "services", "handlers", "storage", "tasks")
 
 
 def test_every_third_party_import_of_the_product_is_a_declared_dependency() -> None:

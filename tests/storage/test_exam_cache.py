@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 
-from examwire.app import connect_redis
+from services.core import connect_redis
 from storage import keys
 from storage.exams import ExamCache
 from storage.scripts import Scripts

@@ -8,7 +8,7 @@ import json
 from redis.crc import key_slot
 
 import engine
-from examwire.app import connect_redis
+from services.core import connect_redis
 from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id
 from storage.live import RedisLive, parse_message

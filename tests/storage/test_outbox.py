@@ -10,7 +10,7 @@ import pytest
 
 import engine
 from engine import State
-from examwire.app import connect_redis
+from services.core import connect_redis
 from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id, from_record
 from storage.outbox import Outbox, parse_entry

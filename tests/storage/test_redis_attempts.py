@@ -13,7 +13,7 @@ from redis.crc import key_slot
 
 import engine
 from engine import State
-from examwire.app import connect_redis
+from services.core import connect_redis
 from storage import keys
 from storage.attempts import Commit, RedisAttempts, Snapshot, attempt_id
 from storage.exams import ExamCache

@@ -14,7 +14,7 @@ import time
 import redis as redis_sync
 
 import engine
-from examwire.app import connect_redis
+from services.core import connect_redis
 from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id
 from storage.scripts import Scripts

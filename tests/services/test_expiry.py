@@ -6,9 +6,9 @@ import asyncio
 
 import engine
 from engine import State
-from examwire.app import build_context
+from services.core import build_core
 from examwire.settings import Settings
-from handlers.expiry import expire, sweep_once
+from services.expiry import expire, sweep_once
 from storage import keys
 from storage.attempts import attempt_id
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS
@@ -52,7 +52,7 @@ async def _started(ctx, exam, user: str, *, answers: dict | None = None):
 def test_sweep_expires_due_attempts_and_scores_saved_answers(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctx = build_context(_settings(redis_url, secrets, tmp_path), clock=clock)
+        ctx = build_core(_settings(redis_url, secrets, tmp_path), clock=clock)
         await ctx.results.open()
         exam, _ = await ctx.exams.put(SAMPLE_EXAM)
         snap = await _started(ctx, exam, "alice", answers=SAMPLE_RIGHT_ANSWERS)
@@ -75,7 +75,7 @@ def test_sweep_expires_due_attempts_and_scores_saved_answers(redis_url, secrets,
 def test_an_extended_attempt_is_rescheduled_not_expired(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctx = build_context(_settings(redis_url, secrets, tmp_path), clock=clock)
+        ctx = build_core(_settings(redis_url, secrets, tmp_path), clock=clock)
         await ctx.results.open()
         exam, _ = await ctx.exams.put(SAMPLE_EXAM)
         snap = await _started(ctx, exam, "carol")
@@ -94,7 +94,7 @@ def test_an_extended_attempt_is_rescheduled_not_expired(redis_url, secrets, tmp_
 def test_final_or_missing_attempts_leave_the_deadline_set(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctx = build_context(_settings(redis_url, secrets, tmp_path), clock=clock)
+        ctx = build_core(_settings(redis_url, secrets, tmp_path), clock=clock)
         await ctx.results.open()
         exam, _ = await ctx.exams.put(SAMPLE_EXAM)
         snap = await _started(ctx, exam, "dave")
@@ -113,7 +113,7 @@ def test_final_or_missing_attempts_leave_the_deadline_set(redis_url, secrets, tm
 def test_concurrent_sweepers_end_each_attempt_exactly_once(redis_url, secrets, tmp_path):
     async def go():
         clock = Clock(1_000_000)
-        ctxs = [build_context(_settings(redis_url, secrets, tmp_path), clock=clock) for _ in range(3)]
+        ctxs = [build_core(_settings(redis_url, secrets, tmp_path), clock=clock) for _ in range(3)]
         for c in ctxs:
             await c.results.open()
         exam, _ = await ctxs[0].exams.put(SAMPLE_EXAM)

@@ -1,7 +1,8 @@
-"""Reports on persisted results: item analysis and CSV export.
+"""Reports on persisted results: item analysis and CSV exports.
 
-Shared by the HTTP endpoints (``handlers/http.py``) and the Celery tasks
-(``tasks/jobs.py``); everything reads the results store, nothing reads Redis.
+Shared by the HTTP endpoints (``handlers/http.py``), the Celery tasks
+(``tasks/jobs.py``) and the command line; everything reads the results store,
+nothing reads Redis.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import os
+import tempfile
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
 
 import engine
 from engine import Exam
+from engine.ids import EXAM_ID_RULE, is_exam_id
 from storage.results import PAGE, all_results
 
-from .context import Context
+from .core import Core
 
 
 CSV_COLUMNS = (
@@ -25,17 +30,17 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-async def analysis(ctx: Context, exam_id: str, version: int | None = None, *, refresh: bool = False) -> dict[str, Any] | None:
+async def analysis(core: Core, exam_id: str, version: int | None = None, *, refresh: bool = False) -> dict[str, Any] | None:
     """The item analysis of one exam version (default: the current one); None when the exam is unknown.
 
     A stored analysis is returned while it covers every result of that
     version; otherwise (or with ``refresh``) it is computed again and stored.
     """
-    store = ctx.results
+    store = core.results
     version = version or await store.exam_version(exam_id)
     if version is None:
         return None
-    exam = await ctx.exams.get(exam_id, version)
+    exam = await core.exams.get(exam_id, version)
     if exam is None:
         return None
     count = await store.count_results(exam_id, version=version)
@@ -46,7 +51,7 @@ async def analysis(ctx: Context, exam_id: str, version: int | None = None, *, re
     records = [r async for r in all_results(store, exam_id, version=version)]
     doc = await asyncio.to_thread(engine.analyse, exam, records)
     doc["results_count"] = len(records)
-    doc["computed_at"] = ctx.clock()
+    doc["computed_at"] = core.clock()
     await store.put_analysis(exam_id, version, doc)
     return doc
 
@@ -90,19 +95,19 @@ def csv_row(record: Mapping[str, Any], exam: Exam | None) -> list[Any]:
     return [_cell(v) for v in row]
 
 
-async def csv_chunks(ctx: Context, exam_id: str, *, version: int | None = None) -> AsyncIterator[str]:
+async def csv_chunks(core: Core, exam_id: str, *, version: int | None = None) -> AsyncIterator[str]:
     """The results of an exam as CSV text, a page of rows per chunk (for streaming).
 
     Per-question columns follow ``version`` (default: the current version);
     rows of other versions leave them empty.
     """
-    v = version or await ctx.results.exam_version(exam_id)
-    exam = await ctx.exams.get(exam_id, v) if v else None
+    v = version or await core.results.exam_version(exam_id)
+    exam = await core.exams.get(exam_id, v) if v else None
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(csv_header(exam))
     n = 0
-    async for record in all_results(ctx.results, exam_id, version=version):
+    async for record in all_results(core.results, exam_id, version=version):
         writer.writerow(csv_row(record, exam))
         n += 1
         if n % PAGE == 0:
@@ -110,3 +115,49 @@ async def csv_chunks(ctx: Context, exam_id: str, *, version: int | None = None) 
             buf.seek(0)
             buf.truncate()
     yield buf.getvalue()
+
+
+async def analyse_stale(core: Core) -> list[str]:
+    """Refresh every current exam version's analysis that does not cover all its results; the exams refreshed."""
+    done = []
+    for exam_id in await core.results.exam_ids():
+        version = await core.results.exam_version(exam_id)
+        count = 0 if version is None else await core.results.count_results(exam_id, version=version)
+        if count == 0:
+            continue
+        stored = await core.results.get_analysis(exam_id, version)  # type: ignore[arg-type]
+        if stored is None or stored.get("results_count") != count:
+            await analysis(core, exam_id, version, refresh=True)
+            done.append(exam_id)
+    return done
+
+
+class UnknownExam(LookupError):
+    """The exam id is not valid, or no such exam is in the results store."""
+
+
+async def export(core: Core, exam_id: str, directory: Path | None = None) -> str:
+    """Write every result of ``exam_id`` as CSV to ``<data dir>/exports/<exam>.csv`` (atomically); return the path.
+
+    Raises ``UnknownExam`` for an id that breaks the exam id rule (it names the
+    file: no path may come from it) or an exam the store does not know.
+    """
+    if not is_exam_id(exam_id):
+        raise UnknownExam(f"{exam_id!r} is not an exam id ({EXAM_ID_RULE})")
+    if await core.results.exam_version(exam_id) is None:
+        raise UnknownExam(f"no exam {exam_id!r} in the results store")
+    out_dir = directory or core.settings.data_dir / "exports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{exam_id}.csv"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{exam_id}.", suffix=".csv")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            async for chunk in csv_chunks(core, exam_id):
+                fh.write(chunk)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return str(target)
