@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from services.core import Core, CoreSettings
 
 from .auth import Authenticator
 from .hub import Hub
-from .live import Presence, Watches
+from .live import LiveSettings, Presence, Watches
 
 
-class NodeSettings(CoreSettings):
+class NodeSettings(CoreSettings, LiveSettings, Protocol):
     """The settings an engine node's endpoints read (``examwire.settings.Settings`` has these and more)."""
 
     @property
@@ -30,12 +30,6 @@ class NodeSettings(CoreSettings):
     def max_exam_bytes(self) -> int: ...
     @property
     def outbox_stale_s(self) -> int: ...
-    @property
-    def presence_interval_ms(self) -> int: ...
-    @property
-    def presence_stale_ms(self) -> int: ...
-    @property
-    def proctor_update_ms(self) -> int: ...
     @property
     def rate_burst(self) -> int: ...
     @property

@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import Awaitable, Callable, Protocol, TypeVar
 
 from services.core import Core, CoreSettings, build_core
 from storage.outbox import Outbox
@@ -21,7 +21,7 @@ from storage.outbox import Outbox
 T = TypeVar("T")
 
 
-class WorkerSettings(CoreSettings):
+class WorkerSettings(CoreSettings, Protocol):
     """The settings a worker process reads (``examwire.settings.Settings`` has these and more)."""
 
     @property

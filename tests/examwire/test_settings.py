@@ -19,3 +19,17 @@ def test_gc_threshold_default_and_override(tmp_path):
 def test_gc_threshold_refuses_what_it_cannot_use(tmp_path, raw):
     with pytest.raises(SettingsError, match="EXAMWIRE_GC_THRESHOLD"):
         Settings.from_env({**BASE, "EXAMWIRE_GC_THRESHOLD": raw}, data_dir=tmp_path)
+
+
+def test_settings_has_every_field_the_layers_below_read(tmp_path):
+    """Handlers, tasks and services type their settings as protocols; the one ``Settings`` must satisfy each."""
+    from handlers.context import NodeSettings
+    from handlers.live import LiveSettings
+    from services.core import CoreSettings
+    from tasks.runtime import WorkerSettings
+
+    settings = Settings.from_env({}, data_dir=tmp_path).with_redis("redis://localhost:1/0")
+    for proto in (CoreSettings, LiveSettings, NodeSettings, WorkerSettings):
+        names = {n for klass in proto.__mro__ if klass.__module__ not in ("typing", "builtins") for n in vars(klass) if not n.startswith("_")}
+        assert names, proto
+        assert {n for n in names if not hasattr(settings, n)} == set(), proto.__name__
