@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.websockets import WebSocket
-
 import engine
 from engine import FINAL, Exam, Layout, Refused, State
 from engine.ids import is_exam_id
@@ -37,15 +35,9 @@ from storage.attempts import Snapshot, attempt_id, from_record
 
 from .auth import Claims
 from .ratelimit import Bucket
+from . import connection
 from .connection import Connection
 from .context import Context
-
-
-async def endpoint(ws: WebSocket) -> None:
-    """``GET /v1/exams/{exam_id}/attempt`` (WebSocket)."""
-    ctx: Context = ws.app.state.ctx
-    conn = Connection(ctx, ws)
-    await conn.run(CandidateSession(ctx, conn, ws.path_params["exam_id"]))
 
 
 def result_message(result: dict[str, Any]) -> dict[str, Any]:
@@ -53,6 +45,8 @@ def result_message(result: dict[str, Any]) -> dict[str, Any]:
 
 
 class CandidateSession:
+    """One candidate's attempt of one exam, over one connection."""
+
     def __init__(self, ctx: Context, conn: Connection, exam_id: str) -> None:
         self.ctx = ctx
         self.conn = conn
@@ -321,3 +315,7 @@ class CandidateSession:
             await self._push_batch(self.sent_hi)
             if self.sent_hi == before:
                 break
+
+
+#: ``GET /v1/exams/{exam_id}/attempt`` (WebSocket)
+endpoint = connection.endpoint(CandidateSession)

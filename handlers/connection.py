@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Any, Mapping, Protocol
+from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from redis.exceptions import RedisError
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -63,6 +63,17 @@ class Session(Protocol):
     async def close(self) -> None:
         """Release what ``open`` took; called exactly once, even after errors."""
         ...
+
+
+def endpoint(session: Callable[[Context, "Connection", str], Session]) -> Callable[[WebSocket], Awaitable[None]]:
+    """The WebSocket endpoint of one kind of session (``GET /v1/exams/{exam_id}/...``)."""
+
+    async def serve(ws: WebSocket) -> None:
+        ctx: Context = ws.app.state.ctx
+        conn = Connection(ctx, ws)
+        await conn.run(session(ctx, conn, ws.path_params["exam_id"]))
+
+    return serve
 
 
 class _Gone(Exception):

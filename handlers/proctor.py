@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Callable
 
-from starlette.websockets import WebSocket
-
 import engine
 from engine import FINAL, Refused
 from engine.ids import is_exam_id
@@ -24,6 +22,7 @@ from services import commits
 from storage.attempts import Snapshot
 
 from .auth import Claims
+from . import connection
 from .connection import Connection
 from .context import Context
 from .live import Watch
@@ -32,14 +31,9 @@ from .live import Watch
 _BULK_CONCURRENCY = 32
 
 
-async def endpoint(ws: WebSocket) -> None:
-    """``GET /v1/exams/{exam_id}/proctor`` (WebSocket)."""
-    ctx: Context = ws.app.state.ctx
-    conn = Connection(ctx, ws)
-    await conn.run(ProctorSession(ctx, conn, ws.path_params["exam_id"]))
-
-
 class ProctorSession:
+    """One proctor watching and acting on every attempt of one exam, over one connection."""
+
     def __init__(self, ctx: Context, conn: Connection, exam_id: str) -> None:
         self.ctx = ctx
         self.conn = conn
@@ -182,3 +176,7 @@ class ProctorSession:
         connected = seen is not None and seen >= done.now - ctx.settings.presence_stale_ms
         ctx.event("message", attempt=req.attempt, **self.conn.log_fields)
         await self.conn.send(Ack(req.id, {"attempt": req.attempt, "connected": connected}).to_wire())
+
+
+#: ``GET /v1/exams/{exam_id}/proctor`` (WebSocket)
+endpoint = connection.endpoint(ProctorSession)

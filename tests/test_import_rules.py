@@ -125,8 +125,10 @@ def test_a_violation_is_found(tmp_path: Path, row: str, source: str, found: list
 
 
 def test_a_module_row_narrows_its_package(tmp_path: Path) -> None:
-    """A module's row (``examwire/client.py``'s, say) keeps it from the rest of its package, even relatively."""
-    rules = {**RULES, "examwire/planted.py": {"protocol", "websockets", "msgpack"}}
-    (tmp_path / "examwire").mkdir()
-    (tmp_path / "examwire" / "planted.py").write_text("from .settings import Settings\nfrom handlers import web\nimport protocol\n")
-    assert violations(rules, tmp_path) == {"examwire/planted.py": ["examwire.settings", "handlers"]}
+    """A module's row (the protocol client's, say) keeps it from the rest of its package, even relatively."""
+    package, planted = "examwire", "examwire.planted"
+    row = planted.replace(".", "/") + ".py"
+    rules = {**RULES, row: {"protocol", "websockets", "msgpack"}}
+    (tmp_path / package).mkdir()
+    (tmp_path / row).write_text("from .settings import Settings\nfrom handlers import web\nimport protocol\n")
+    assert violations(rules, tmp_path) == {row: [f"{package}.settings", "handlers"]}
