@@ -19,7 +19,16 @@ submit) and a pause arriving after ``deadline + grace_ms`` are refused with
 the attempt at ``deadline``.
 
 Exactly-once: a candidate command with ``req <= last_id`` is a duplicate and
-changes nothing; an accepted candidate command sets ``last_id = req``.
+changes nothing; an accepted candidate command sets ``last_id = req``, except
+on a final attempt, which never changes: there ``Fetch`` (review, the one
+candidate command a final attempt accepts) leaves ``last_id`` where the attempt
+ended, the value its persisted record keeps.
+
+Linear navigation: ``index`` is the candidate's position and only moves
+forward; ``Goto`` moves it, and so does an ``Answer`` or ``Flag`` of a later
+question (to that question's position).  Questions before ``index`` are
+closed: ``Goto``, ``Answer`` and ``Flag`` there are refused with
+``navigation``.
 """
 
 from __future__ import annotations
@@ -153,7 +162,7 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Fetch:
-    """The candidate asked for questions again: read-only, but its id is consumed."""
+    """The candidate asked for questions again: read-only, but its id is consumed (not once the attempt is final)."""
 
     req: int
 
@@ -318,8 +327,13 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
         qi = exam.by_id.get(qid) if isinstance(qid, str) else None
         if qi is None:
             raise _refuse("unknown_question")
-        if exam.navigation == "linear" and _position(exam, a.seed, qi) < a.index:
-            raise _refuse("navigation")
+        index = a.index
+        if exam.navigation == "linear":
+            # the candidate is where it works: answering or flagging a later question moves
+            # the position there (closing what lies before it), as a goto would
+            index = _position(exam, a.seed, qi)
+            if index < a.index:
+                raise _refuse("navigation")
         if kind is Answer:
             value = check_value(exam.questions[qi], cmd.value)  # type: ignore[attr-defined]
             answers = dict(a.answers)
@@ -327,12 +341,12 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
                 answers.pop(qid, None)
             else:
                 answers[qid] = value
-            return Outcome(_evolve(a, answers=answers, last_id=req), answered=qid)
+            return Outcome(_evolve(a, answers=answers, last_id=req, index=index), answered=qid)
         on = cmd.on  # type: ignore[attr-defined]
         if not isinstance(on, bool):
             raise _refuse("bad_request", "on must be a boolean")
         flags = a.flags | {qid} if on else a.flags - {qid}
-        return Outcome(_evolve(a, flags=flags, last_id=req))
+        return Outcome(_evolve(a, flags=flags, last_id=req, index=index))
 
     if kind is Goto:
         index = cmd.index  # type: ignore[attr-defined]
@@ -343,6 +357,10 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
         return Outcome(_evolve(a, index=index, last_id=req))
 
     if kind is Fetch:
+        if a.state in FINAL:
+            # a final attempt never changes (its record is already on its way to the results
+            # store): review is answered, but its id is not recorded
+            return Outcome(a)
         return Outcome(_evolve(a, last_id=req))
 
     if kind is Event:

@@ -159,6 +159,36 @@ def _at(path: str, key: str) -> str:
     return key if path in ("", "$") else f"{path}.{key}"
 
 
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _broken_text(doc: object) -> list[str]:
+    """The paths of strings in ``doc`` that are not valid text: a JSON ``\\ud800`` escape decodes to a lone
+    surrogate, which no encoder further on (UTF-8, MessagePack, the stores) takes. A bad key is named by its parent."""
+    found: list[str] = []
+    stack: list[tuple[object, str]] = [(doc, "")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if isinstance(k, str) and not _encodable(k):
+                    found.append(f"{path or '$'} (a key)")
+                    continue
+                stack.append((v, _at(path, str(k))))
+        elif isinstance(node, list):
+            stack.extend((v, f"{path or '$'}[{i}]") for i, v in enumerate(node))
+        elif isinstance(node, str) and not _encodable(node):
+            found.append(path or "$")
+    return sorted(found)
+
+
 class _Checker:
     """Collects problems while reading fields of one JSON object."""
 
@@ -241,6 +271,9 @@ def parse_exam(doc: object, *, exam_id: str | None = None, version: int = 0) -> 
     c = _Checker()
     if not isinstance(doc, dict):
         raise ExamInvalid(["$: must be an object"])
+    broken = _broken_text(doc)
+    if broken:  # reported alone: a problem quoting such text could not be encoded either
+        raise ExamInvalid([f"{path}: must be valid text (no lone surrogates)" for path in broken])
     c.unknown(doc, "", _TOP_KEYS)
 
     # id

@@ -16,7 +16,7 @@ from typing import Any, AsyncIterator, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from handlers import candidate, http, proctor, web
 from handlers.auth import Authenticator
@@ -46,6 +46,7 @@ def build_context(settings: Settings, **overrides: Any) -> Context:
             issuer=settings.jwt_issuer,
             secret=settings.jwt_secret if settings.jwks_url is None else None,
             jwks_url=settings.jwks_url,
+            max_lifetime_s=settings.max_token_lifetime_s,
         ),
         presence=Presence(core, settings),
         watches=Watches(core, settings),
@@ -120,7 +121,7 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
         Route("/", web.landing_page, methods=["GET"]),
         Route("/exam/{exam_id}", web.exam_page, methods=["GET"]),
         Route("/proctor", web.proctor_page, methods=["GET"]),
-        Route("/static/{name}", web.static, methods=["GET"]),
+        Mount("/static", app=web.static, name="static"),
         Route("/v1/exams", http.list_exams, methods=["GET"]),
         Route("/v1/exams/{exam_id}", http.put_exam, methods=["PUT"]),
         Route("/v1/exams/{exam_id}", http.get_exam, methods=["GET"]),

@@ -202,6 +202,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
+    from .protocols import node_protocols
     from .redis_server import EmbeddedRedis
     from .supervisor import RedisChild, Supervisor, worker_child
 
@@ -251,10 +252,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.killpg(pid, signal.SIGKILL)
 
+        # uvicorn's httptools and websockets-sansio protocols, with limits on request heads,
+        # control frames and peers that do not read (examwire/protocols.py)
+        http_protocol, ws_protocol = node_protocols(settings)
         config = uvicorn.Config(
             create_app(settings, children=supervisor),
             loop="uvloop",
-            ws="websockets-sansio",
+            http=http_protocol,
+            ws=ws_protocol,
             ws_per_message_deflate=False,
             ws_max_size=settings.max_frame_bytes,
             backlog=settings.backlog,
@@ -283,8 +288,9 @@ def _demo_links(settings: Settings, args: argparse.Namespace) -> list[str]:
     base = f"http://{_display_host(args.host)}:{args.port}"
     # a fresh candidate per start: a link printed by an earlier start may lead to an attempt already submitted
     who = f"demo-candidate-{os.urandom(3).hex()}"
-    cand = mint_token(settings, sub=who, role="candidate", exams=[exam_id], name="Demo Candidate", ttl=86400)
-    proc = mint_token(settings, sub="demo-proctor", role="proctor", exams=[exam_id], name="Demo Proctor", ttl=86400)
+    ttl = min(86400, settings.max_token_lifetime_s)
+    cand = mint_token(settings, sub=who, role="candidate", exams=[exam_id], name="Demo Candidate", ttl=ttl)
+    proc = mint_token(settings, sub="demo-proctor", role="proctor", exams=[exam_id], name="Demo Proctor", ttl=ttl)
     return [
         f"examwire: demo exam {exam_id!r} (version {version}) loaded",
         f"candidate WebSocket: ws{base[4:]}/v1/exams/{exam_id}/attempt",
@@ -317,9 +323,15 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    from handlers.auth import NAME_MAX, SUB_MAX, valid_text
+
     problems = []
     if not args.sub.strip():
         problems.append("--sub must not be empty")
+    elif len(args.sub) > SUB_MAX or not valid_text(args.sub):
+        problems.append(f"--sub must be at most {SUB_MAX} characters of text (no control characters)")
+    if args.name is not None and (len(args.name) > NAME_MAX or not valid_text(args.name)):
+        problems.append(f"--name must be at most {NAME_MAX} characters of text (no control characters)")
     if args.ttl <= 0:
         problems.append(f"--ttl must be a positive number of seconds, got {args.ttl}")
     problems += [f"--exam {e!r} is not an exam id ({EXAM_ID_RULE})" for e in args.exam or [] if not is_exam_id(e)]
@@ -328,6 +340,10 @@ def cmd_token(args: argparse.Namespace) -> int:
             print(f"examwire: {problem}", file=sys.stderr)
         return 2
     settings = Settings.from_env(data_dir=args.data_dir)
+    if args.ttl > settings.max_token_lifetime_s:
+        # every engine would refuse a token that lives longer
+        print(f"examwire: --ttl {args.ttl} is over EXAMWIRE_MAX_TOKEN_LIFETIME_S ({settings.max_token_lifetime_s} s)", file=sys.stderr)
+        return 2
     if settings.created_secrets:
         # a token signed with fresh secrets is refused by every engine, which uses its own data dir's
         print(

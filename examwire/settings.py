@@ -96,6 +96,7 @@ class Settings:
     jwt_issuer: str | None = None
     jwks_url: str | None = None
     jwt_algorithms: tuple[str, ...] = ("HS256",)
+    max_token_lifetime_s: int = 86_400
     redis_url: str | None = None
     mongodb_url: str | None = None
     allowed_origins: tuple[str, ...] = ()
@@ -129,6 +130,10 @@ class Settings:
     event_rate_per_s: float = 1.0
     event_burst: int = 10
     backlog: int = 4096
+    max_header_bytes: int = 32768
+    max_pipelined: int = 16
+    header_timeout_s: float = 10.0
+    send_timeout_s: float = 20.0
     shutdown_timeout_s: int = 10
     heartbeat_interval_ms: int = 5000
     worker_stale_s: int = 30
@@ -194,6 +199,7 @@ class Settings:
             jwt_issuer=env.get("EXAMWIRE_JWT_ISSUER") or None,
             jwks_url=jwks_url,
             jwt_algorithms=algorithms,
+            max_token_lifetime_s=_int(env, "EXAMWIRE_MAX_TOKEN_LIFETIME_S", 86_400, low=60, high=366 * 86_400),
             redis_url=redis_url,
             mongodb_url=env.get("EXAMWIRE_MONGODB_URL") or None,
             allowed_origins=_list(env, "EXAMWIRE_ALLOWED_ORIGINS"),
@@ -227,6 +233,10 @@ class Settings:
             event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
             event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
             backlog=_int(env, "EXAMWIRE_BACKLOG", 4096, low=64, high=65_535),
+            max_header_bytes=_int(env, "EXAMWIRE_MAX_HEADER_BYTES", 32768, low=1024, high=1024 * 1024),
+            max_pipelined=_int(env, "EXAMWIRE_MAX_PIPELINED", 16, low=0, high=10_000),
+            header_timeout_s=float(_int(env, "EXAMWIRE_HEADER_TIMEOUT_S", 10, low=1, high=600)),
+            send_timeout_s=float(_int(env, "EXAMWIRE_SEND_TIMEOUT_S", 20, low=1, high=600)),
             shutdown_timeout_s=_int(env, "EXAMWIRE_SHUTDOWN_TIMEOUT_S", 10, low=1, high=600),
             heartbeat_interval_ms=_int(env, "EXAMWIRE_HEARTBEAT_INTERVAL_MS", 5000, low=100, high=60_000),
             worker_stale_s=_int(env, "EXAMWIRE_WORKER_STALE_S", 30, low=1, high=86_400),

@@ -56,6 +56,8 @@ class CandidateSession:
         self.layout: Layout | None = None
         self.sent_hi = 0  # candidate positions [0, sent_hi) were pushed ahead by prefetch
         self.archived = False  # served from the results store: final and read-only
+        self.claim = 0  # the number of this connection's claim of the attempt (claim.lua), once made
+        self.held = False  # counted in this node's presence
         s = ctx.settings
         self.events = Bucket.full(s.event_rate_per_s, s.event_burst, 1e9, conn.loop_time())
 
@@ -93,14 +95,20 @@ class CandidateSession:
         conn.log_fields.update(attempt=aid, exam=self.exam_id)
 
         if not self.archived:
-            ctx.hub.add(aid, conn)
-            # the older connection may have committed since the load: welcome's last_id and answers must include it
-            ver = await ctx.attempts.claim(aid, conn.conn_id)
-            if ver is not None and ver != snap.ver:
-                snap = self.snap = await ctx.attempts.load(aid) or snap
+            ctx.hub.add(aid, conn)  # before the claim: a newer claim's message cannot be missed
+            claimed = await ctx.attempts.claim(aid, conn.conn_id)
+            if claimed is not None:
+                self.claim = claimed.claim
+                if not ctx.hub.claimed(aid, conn, claimed.claim):  # a newer claim came first: the newest wins
+                    raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")
+                # the older connection may have committed since the load: welcome's last_id and answers must include it
+                if claimed.ver != snap.ver:
+                    snap = self.snap = await ctx.attempts.load(aid) or snap
             ctx.presence.add(self.exam_id, aid)
+            self.held = True
             now = ctx.clock()
-            await ctx.live.present(self.exam_id, aid, now, snap.ver, engine.progress(snap.attempt, exam.total, now, snap.result))
+            await ctx.live.present(self.exam_id, aid, now, snap.ver, engine.progress(snap.attempt, exam.total, now, snap.result),
+                                   claim=self.claim)
         ctx.event("connect", encoding=conn.encoding.name.lower() if conn.encoding else None, **conn.log_fields)
         await self._expire_if_due()
         await self._welcome()
@@ -141,10 +149,13 @@ class CandidateSession:
         if self.snap is not None and not self.archived:
             ctx, aid = self.ctx, self.snap.attempt.id
             ctx.hub.remove(aid, self.conn)
-            ctx.presence.remove(self.exam_id, aid)
-            # a newer connection (any node) that took over keeps the attempt present
-            if await ctx.attempts.release(aid, self.conn.conn_id) and not ctx.presence.holds(self.exam_id, aid):
-                await ctx.live.absent(self.exam_id, aid)
+            if self.held:  # a connection closed before it was counted must not uncount another one
+                self.held = False
+                ctx.presence.remove(self.exam_id, aid)
+            # only the owner's close marks the attempt absent, and not once a newer connection (any node)
+            # announced itself, even one that claimed after the release: absent.lua compares claim numbers
+            if await ctx.attempts.release(aid, self.conn.conn_id):
+                await ctx.live.absent(self.exam_id, aid, claim=self.claim)
 
     # -- requests --------------------------------------------------------------------
 
@@ -228,7 +239,7 @@ class CandidateSession:
                 await self._push_batch(0)
         elif isinstance(cmd, engine.Goto):
             await self._prefetch(cmd.index)
-        elif isinstance(cmd, engine.Answer):
+        elif isinstance(cmd, (engine.Answer, engine.Flag)):
             await self._prefetch(self.layout.position.get(cmd.q, 0))  # type: ignore[union-attr]
 
     # -- pushes ----------------------------------------------------------------------
@@ -251,6 +262,10 @@ class CandidateSession:
         old = self.snap
         new = await self.ctx.attempts.load(old.attempt.id)  # type: ignore[union-attr]
         if new is None:
+            if old is not None and old.attempt.state in FINAL:
+                # persisted, and its keys expired while this connection stayed for review:
+                # a final attempt never changes, so what the session holds is still true
+                return
             raise Disconnect(CloseCode.INTERNAL, "attempt vanished")
         if new.owner and new.owner != self.conn.conn_id:
             raise Disconnect(CloseCode.SUPERSEDED, "another connection took over this attempt")

@@ -145,9 +145,12 @@ class Connection:
         ctx = self.ctx
         if not origin_allowed(self.ws.headers, ctx.settings.allowed_origins):
             ctx.event("refused", reason="origin", path=self.ws.url.path)
-            await self.ws.close(code=CloseCode.POLICY)  # before accept: HTTP 403
+            await self._close(CloseCode.POLICY, "")  # before accept: HTTP 403
             return
-        await self.ws.accept()
+        try:
+            await self.ws.accept()
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client left before its upgrade was answered
         self._task = task = asyncio.current_task()
         assert task is not None
         ctx.connections.add(task)
@@ -202,6 +205,8 @@ class Connection:
                     await asyncio.shield(session.close())
                 except (RedisError, OSError):
                     pass
+                except Exception:  # logged as one JSON line; it must not escape the connection's task
+                    log.exception("internal error closing the session")
             ctx.event("disconnect", code=close_code, slow=self._slow, **self.log_fields)
 
     async def _read(self) -> None:
@@ -219,9 +224,10 @@ class Connection:
             await self.inbox.put(("closed", None))
 
     async def _close(self, code: int, reason: str) -> None:
+        """Send the close frame; a client that is gone already (even while its socket was backed up) is not an error."""
         try:
             await self.ws.close(code=int(code), reason=reason[:120])
-        except (RuntimeError, OSError):
+        except (WebSocketDisconnect, RuntimeError, OSError):
             pass
 
     async def _hello(self) -> Claims:

@@ -5,6 +5,14 @@ claims an attempt, ``changed`` when a system or proctor change was committed)
 on one channel; every node receives them and hands each to its own
 connections of that attempt. After the subscription is (re)established every
 connection is told to ``resync``, since notifications may have been missed.
+
+Who is superseded follows the claim numbers of ``claim.lua``, never the
+arrival order of messages: an ``owner`` message numbered ``s`` closes exactly
+the local connections whose own claim is numbered below ``s``. A connection
+whose claim has not returned yet is judged when it does (``claimed``) against
+the newest claim number seen for its attempt meanwhile. So the connection with
+the newest claim is never closed by its own message or an older one arriving
+late, and every older one is closed once, whatever the interleaving.
 """
 
 from __future__ import annotations
@@ -30,40 +38,84 @@ class Listener(Protocol):
         ...
 
 
+#: A local connection's claim number before its claim returned.
+_CLAIMING = 0
+#: A local connection already told it is superseded (it is closing).
+_TOLD = -1
+
+
+class _Local:
+    """This node's connections of one attempt, and the newest claim number seen for it."""
+
+    __slots__ = ("conns", "newest")
+
+    def __init__(self) -> None:
+        self.conns: dict[Listener, int] = {}  # connection -> its claim number, or _CLAIMING / _TOLD
+        self.newest = 0
+
+
 class Hub:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
-        self._by_attempt: dict[str, set[Listener]] = {}
+        self._by_attempt: dict[str, _Local] = {}
         self.subscribed = asyncio.Event()
 
     def add(self, attempt_id: str, conn: Listener) -> None:
-        self._by_attempt.setdefault(attempt_id, set()).add(conn)
+        """Listen for ``conn`` before it claims the attempt, so no newer claim can go unseen."""
+        self._by_attempt.setdefault(attempt_id, _Local()).conns.setdefault(conn, _CLAIMING)
+
+    def claimed(self, attempt_id: str, conn: Listener, claim: int) -> bool:
+        """Record the number of ``conn``'s claim; False when a newer claim was already seen (``conn`` is superseded)."""
+        local = self._by_attempt.get(attempt_id)
+        if local is None or conn not in local.conns:
+            return True
+        if local.newest > claim:
+            local.conns[conn] = _TOLD
+            return False
+        local.conns[conn] = claim
+        return True
 
     def remove(self, attempt_id: str, conn: Listener) -> None:
-        conns = self._by_attempt.get(attempt_id)
-        if conns is not None:
-            conns.discard(conn)
-            if not conns:
+        local = self._by_attempt.get(attempt_id)
+        if local is not None:
+            local.conns.pop(conn, None)
+            if not local.conns:
                 del self._by_attempt[attempt_id]
 
     def connections(self) -> list[Listener]:
-        return [c for conns in self._by_attempt.values() for c in conns]
+        return [c for local in self._by_attempt.values() for c in local.conns]
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Hand one control message to the local connections of its attempt."""
-        conns = self._by_attempt.get(message.get("a", ""))
-        if not conns:
+        local = self._by_attempt.get(message.get("a", ""))
+        if local is None:
             return
         kind = message.get("k")
-        for conn in list(conns):
-            if kind == "owner":
-                if message.get("o") != conn.conn_id:
-                    conn.deliver(("superseded",))
-            elif kind == "changed":
+        if kind == "owner":
+            self._owner(local, message)
+            return
+        for conn in list(local.conns):
+            if kind == "changed":
                 if message.get("o") != conn.conn_id:
                     conn.deliver(("changed", message.get("v", 0)))
             else:
                 conn.deliver((kind, message))
+
+    @staticmethod
+    def _owner(local: _Local, message: dict[str, Any]) -> None:
+        """A claim numbered ``s``: supersede the local connections whose claims are older, each once."""
+        claim = message.get("s")
+        if type(claim) is not int:
+            # no claim number (a node of an older release): let the attempt's owner in Redis decide
+            for conn in list(local.conns):
+                if message.get("o") != conn.conn_id:
+                    conn.deliver(("changed", 0))
+            return
+        local.newest = max(local.newest, claim)
+        for conn, own in list(local.conns.items()):
+            if _CLAIMING < own < claim:
+                local.conns[conn] = _TOLD
+                conn.deliver(("superseded",))
 
     async def run(self) -> None:
         """Subscribe and dispatch until cancelled, resubscribing after Redis errors."""

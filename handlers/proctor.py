@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import engine
 from engine import FINAL, Refused
-from engine.ids import is_exam_id
+from engine.ids import is_attempt_id, is_exam_id
 from protocol import Ack, CloseCode, Disconnect, ErrorCode, Pong, RequestError
 from protocol import proctor as wire
 from protocol.candidate import Ping
@@ -87,6 +87,9 @@ class ProctorSession:
             return
         if isinstance(req, wire.Hello):
             raise RequestError(ErrorCode.BAD_REQUEST, "already authenticated")
+        target = getattr(req, "attempt", None)
+        if target is not None and not is_attempt_id(target):  # it names Redis keys: the one attempt id rule
+            raise RequestError(ErrorCode.NOT_FOUND, "no such attempt in this exam", req.id)
         by = self._by()
         cmd: object
         if isinstance(req, wire.Extend):
@@ -126,7 +129,8 @@ class ProctorSession:
         except Refused as refused:
             raise RequestError(ErrorCode(refused.code), refused.message, rid) from None
         except commits.Gone:
-            raise RequestError(ErrorCode.NOT_FOUND, "no such attempt in this exam", rid) from None
+            err = await self._gone(aid, rid)
+            raise err from None
         except commits.ExamGone:
             raise RequestError(ErrorCode.NOT_FOUND, "this attempt's exam version no longer exists", rid) from None
         except commits.Busy:
@@ -134,6 +138,19 @@ class ProctorSession:
         new, now = done.snap.attempt, done.now
         self.ctx.event(action["action"], attempt=aid, **self.conn.log_fields)
         return {"attempt": aid, "state": new.state.value, "deadline": new.deadline(now), "remaining_ms": new.remaining_ms(now)}
+
+    async def _gone(self, aid: str, rid: int) -> RequestError:
+        """The refusal for an attempt that is not in Redis.
+
+        One persisted and expired from Redis is still in the exam's snapshot:
+        it has ended (``not_active``), as it was before its keys expired. Any
+        other is ``not_found``. A bulk action (``rid`` 0) skips the
+        attempt either way and does not look.
+        """
+        record = await self.ctx.results.get_result(aid) if rid else None
+        if record is not None and record.get("exam") == self.exam_id:
+            return RequestError(ErrorCode.NOT_ACTIVE, "the attempt has ended", rid)
+        return RequestError(ErrorCode.NOT_FOUND, "no such attempt in this exam", rid)
 
     async def _bulk(self, cmd: object, action: dict[str, Any]) -> dict[str, Any]:
         """Apply an action to every attempt of the exam where it is allowed."""
@@ -168,7 +185,10 @@ class ProctorSession:
             done = await commits.apply(
                 ctx.core, None, attempt_id=req.attempt, check=check, control=notice, action={"action": "message", "text": req.text, **by}
             )
-        except (commits.Gone, commits.ExamGone):
+        except commits.Gone:
+            err = await self._gone(req.attempt, req.id)
+            raise err from None
+        except commits.ExamGone:
             raise RequestError(ErrorCode.NOT_FOUND, "no such attempt in this exam", req.id) from None
         except commits.Busy:
             raise RequestError(ErrorCode.INTERNAL, "attempt busy; retry", req.id) from None

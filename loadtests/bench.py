@@ -4,7 +4,9 @@ Starts its own redis-server (no AOF), one engine node (``examwire serve``,
 no embedded worker, budgets raised so the rate limiter never interferes) and
 the ceiling app (``loadtests/ceiling_app.py``, the same stack doing one
 EVALSHA per message), then drives them with one asyncio client process
-(uvloop, MessagePack frames, one request in flight per connection). The load
+(uvloop, MessagePack frames, one request in flight per connection:
+``examwire.client`` on its fast path; the echoes only send through it and
+read the ack undecoded). The load
 generator shares the machine's cores with the server: every figure is for
 the whole box.
 
@@ -72,11 +74,10 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Sequence
 
 import jwt
-import msgpack
-from websockets.asyncio.client import ClientConnection, connect
 
 import engine
 import protocol
+from examwire.client import ExamClient, attempt_url
 from examwire.redis_server import EmbeddedRedis
 from examwire.settings import DEFAULT_GC_THRESHOLD
 from loadtests import profiling
@@ -84,7 +85,7 @@ from loadtests import profiling
 REPO = Path(__file__).resolve().parents[1]
 EXAM_ID = "bench"
 N_QUESTIONS = 65
-REPLY_TIMEOUT_S = 60.0
+QIDS = [f"x{i + 1:02d}" for i in range(N_QUESTIONS)]
 
 SIZES: dict[str, dict[str, Any]] = {
     "default": {
@@ -224,64 +225,36 @@ def _raise_fd_limit() -> int:
 # ---------------------------------------------------------------- client
 
 
-def _pack(m: dict[str, Any]) -> bytes:
-    return msgpack.packb(m)
+def _client(url: str, token: str | None = None) -> ExamClient:
+    """The package's client on its fast path: MessagePack, read by the caller, no timer, no pushes kept."""
+    return ExamClient(url, token, encoding="msgpack", background=False, keep=False, reply_timeout=None, open_timeout=60,
+                      max_queue=64)
 
 
-def _unpack(frame: bytes | str) -> dict[str, Any]:
-    return msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
-
-
-async def _open(url: str) -> ClientConnection:
-    return await connect(url, compression=None, ping_interval=None, max_size=None, proxy=None, open_timeout=60,
-                         close_timeout=2, max_queue=64)
-
-
-async def _until(ws: ClientConnection, pred: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    while True:
-        m = _unpack(await ws.recv())
-        if pred(m):
-            return m
-
-
-class Candidate:
-    """One started attempt on a connection (one request in flight at a time)."""
-
-    __slots__ = ("ws", "next_id", "qids")
-
-    def __init__(self, ws: ClientConnection, next_id: int, qids: list[str]) -> None:
-        self.ws, self.next_id, self.qids = ws, next_id, qids
-
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        rid = self.next_id
-        self.next_id += 1
-        message["id"] = rid
-        await self.ws.send(_pack(message))
-        reply = await _until(self.ws, lambda m: m.get("id") == rid and m.get("t") in ("ack", "error"))
-        if reply["t"] != "ack":
-            raise RuntimeError(f"refused: {reply}")
-        return reply
-
-    async def answer(self) -> None:
-        """A random question, a random option: most answers change a saved value, some repeat it."""
-        await self.request({"t": "answer", "q": random.choice(self.qids), "value": random.choice("abcde")})
-
-
-async def join(base: str, token: str) -> Candidate:
+async def join(base: str, token: str) -> ExamClient:
     """Connect, hello, start, and wait for the first batch."""
-    ws = await _open(f"{base}/v1/exams/{EXAM_ID}/attempt")
+    c = _client(attempt_url(base, EXAM_ID), token)
     try:
-        await ws.send(_pack({"t": "hello", "token": token, "v": 1}))
-        welcome = await _until(ws, lambda m: m.get("t") == "welcome")
-        c = Candidate(ws, welcome["last_id"] + 1, [f"x{i + 1:02d}" for i in range(N_QUESTIONS)])
-        rid = c.next_id
-        c.next_id += 1
-        await ws.send(_pack({"t": "start", "id": rid}))
-        await _until(ws, lambda m: m.get("t") == "batch")
+        await c.connect()
+        await c.hello()
+        await c.start()
+        await c.wait_for("batch")
         return c
     except BaseException:
-        await ws.close()
+        await c.close()
         raise
+
+
+def answerer(c: ExamClient) -> Callable[[], Awaitable[None]]:
+    """One answer at a time: a random question, a random option (most change a saved value, some repeat it)."""
+    choice, answer = random.choice, c.answer
+
+    async def step() -> None:
+        reply = await answer(choice(QIDS), choice("abcde"))
+        if reply["t"] != "ack":
+            raise RuntimeError(f"refused: {reply}")
+
+    return step
 
 
 def _pcts(seconds: Sequence[float], *qs: float) -> dict[str, float | None]:
@@ -344,31 +317,34 @@ async def bench_throughput(ceiling: Proc, node: Proc, tokens: Callable[[str], st
         return done / elapsed, cpu / max(1, done) * 1000
 
     async def echo_run(route: str) -> float:
-        socks = [await _open(f"{ceiling.ws}/{route}") for _ in range(conns)]
+        socks = [_client(f"{ceiling.ws}/{route}") for _ in range(conns)]
+        for c in socks:
+            await c.connect()
 
-        def stepper(ws: ClientConnection) -> Callable[[], Awaitable[None]]:
-            rid = 0
+        def pump(c: ExamClient) -> Callable[[], Awaitable[None]]:
+            """The echo routes speak no protocol (no hello, every frame acked): a frame out, its ack read, not decoded."""
+            rid, recv = 0, c.ws.recv
 
             async def step() -> None:
                 nonlocal rid
                 rid += 1
-                await ws.send(_pack({"t": "answer", "id": rid, "q": "x01", "value": "c"}))
-                await ws.recv()
+                await c.send({"t": "answer", "id": rid, "q": "x01", "value": "c"})
+                await recv()
 
             return step
 
         try:
-            rate, _ = await drive(ceiling, route, [stepper(ws) for ws in socks])
+            rate, _ = await drive(ceiling, route, [pump(c) for c in socks])
         finally:
-            await asyncio.gather(*(ws.close() for ws in socks))
+            await asyncio.gather(*(c.close() for c in socks))
         return rate
 
     async def answer_run(server: Proc, phase: str, rnd: int) -> tuple[float, float]:
         cands = await asyncio.gather(*(join(server.ws, tokens(f"tp-{phase}{rnd}-{i}")) for i in range(conns)))
         try:
-            return await drive(server, phase, [c.answer for c in cands])
+            return await drive(server, phase, [answerer(c) for c in cands])
         finally:
-            await asyncio.gather(*(c.ws.close() for c in cands))
+            await asyncio.gather(*(c.close() for c in cands))
 
     per: dict[str, list[float]] = {}
     engine_cpu: list[float] = []
@@ -414,8 +390,9 @@ async def bench_rates(node: Proc, tokens: Callable[[str], str], conns: int, rate
         start = time.perf_counter() + 0.2
         end = start + seconds
 
-        async def loop(c: Candidate) -> None:
+        async def loop(c: ExamClient) -> None:
             nonlocal errors
+            answer = answerer(c)
             t = start + random.random() * period
             while t < end:
                 delay = t - time.perf_counter()
@@ -423,7 +400,7 @@ async def bench_rates(node: Proc, tokens: Callable[[str], str], conns: int, rate
                     await asyncio.sleep(delay)
                 t0 = time.perf_counter()
                 try:
-                    await c.answer()
+                    await answer()
                 except Exception:  # noqa: BLE001 - counted
                     errors += 1
                 lat.append(time.perf_counter() - t0)
@@ -440,7 +417,7 @@ async def bench_rates(node: Proc, tokens: Callable[[str], str], conns: int, rate
             **_pcts(lat, 50, 99, 99.9),
             "engine_cpu_s_per_1000_answers": round(cpu / max(1, len(lat)) * 1000, 3),
         })
-    await asyncio.gather(*(c.ws.close() for c in cands))
+    await asyncio.gather(*(c.close() for c in cands))
     return out
 
 
@@ -449,7 +426,7 @@ async def bench_rush(node: Proc, tokens: Callable[[str], str], n: int) -> dict[s
     times: list[float] = []
     t0 = time.perf_counter()
 
-    async def one(tok: str) -> Candidate:
+    async def one(tok: str) -> ExamClient:
         c = await join(node.ws, tok)
         times.append(time.perf_counter() - t0)
         return c
@@ -457,7 +434,7 @@ async def bench_rush(node: Proc, tokens: Callable[[str], str], n: int) -> dict[s
     results = await asyncio.gather(*(one(t) for t in toks), return_exceptions=True)
     all_started = time.perf_counter() - t0
     failures = [r for r in results if isinstance(r, BaseException)]
-    await asyncio.gather(*(r.ws.close() for r in results if isinstance(r, Candidate)))
+    await asyncio.gather(*(r.close() for r in results if isinstance(r, ExamClient)))
     return {
         "candidates": n,
         "all_started_s": round(all_started, 2),
@@ -469,16 +446,16 @@ async def bench_rush(node: Proc, tokens: Callable[[str], str], n: int) -> dict[s
 
 async def bench_sessions(node: Proc, tokens: Callable[[str], str], steps: Sequence[int]) -> list[dict[str, Any]]:
     warm = await _gather_in_waves([lambda i=i: join(node.ws, tokens(f"warm{i}")) for i in range(50)], 50)
-    await asyncio.gather(*(c.ws.close() for c in warm if isinstance(c, Candidate)))
+    await asyncio.gather(*(c.close() for c in warm if isinstance(c, ExamClient)))
     await asyncio.sleep(1)
     base = node.rss_kib()
-    held: list[Candidate] = []
+    held: list[ExamClient] = []
     out = []
     for step in steps:
         need = step - len(held)
         got = await _gather_in_waves([lambda i=i: join(node.ws, tokens(f"held{len(held) + i}")) for i in range(need)], 250)
         failed = [g for g in got if isinstance(g, BaseException)]
-        held += [g for g in got if isinstance(g, Candidate)]
+        held += [g for g in got if isinstance(g, ExamClient)]
         await asyncio.sleep(1)
         rss = node.rss_kib()
         out.append({
@@ -487,7 +464,7 @@ async def bench_sessions(node: Proc, tokens: Callable[[str], str], steps: Sequen
             "rss_mib": round(rss / 1024, 1),
             "kib_per_session": round((rss - base) / max(1, len(held)), 1),
         })
-    await _gather_in_waves([lambda c=c: c.ws.close() for c in held], 1000)
+    await _gather_in_waves([lambda c=c: c.close() for c in held], 1000)
     return out
 
 
@@ -648,7 +625,7 @@ async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, no
         with section("proctor"):
             res["proctor"] = await proctor_latency.measure(
                 [node.ws], node.ws, lambda sub, role: tokens(sub, role), candidates=size["proctor_cands"], rate=1.0,
-                duration=size["proctor_seconds"], question_ids=[f"x{i + 1:02d}" for i in range(N_QUESTIONS)],
+                duration=size["proctor_seconds"], question_ids=QIDS,
                 exam_id=EXAM_ID,
             )
     return res

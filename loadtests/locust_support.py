@@ -8,6 +8,13 @@ collector pauses) that says when its figures are not the engine's. Only ``msgpac
 (both dependencies of the project) are imported; nothing from ``examwire``,
 so the harness runs against any Examwire node from a venv that holds only
 ``.[load]``.
+
+The harness does not use ``examwire.client`` (the project's protocol client):
+that client is asyncio over ``websockets``, and a Locust user is a gevent
+greenlet doing blocking reads and writes on a ``websocket-client`` socket,
+timestamped at the socket. An asyncio loop inside each greenlet would block
+gevent's hub while it runs, and the figures would then time the bridge, not
+the engine.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ Measurement (``measure``, usable against nodes that are already running):
 
 - The proctor connects first and reads every frame for the whole run.
 - Candidates (fresh users, so fresh attempts) connect 50 at a time, each
-  ``hello`` then ``start`` and its ``ack``. All frames are MessagePack.
+  ``hello`` then ``start`` and its ``ack``. All frames are MessagePack; both
+  sides are ``examwire.client`` (``ProctorClient``, ``ExamClient``).
 - The window opens 0.5 s after the last candidate has started and lasts
   ``duration`` s. Each candidate answers a new question every ``1/rate`` s from
   a random phase, one answer in flight at a time; an answer due while the
@@ -61,10 +62,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import jwt
-import msgpack
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 
+from examwire.client import Closed, ExamClient, Message, ProctorClient, attempt_url, proctor_url
 from examwire.redis_server import EmbeddedRedis
 from testkit import REPO_ROOT, free_port, http_json, make_exam, Node, node_env, tail
 
@@ -101,61 +100,30 @@ class ProtocolError(RuntimeError):
     """The server answered something this client did not expect."""
 
 
-def _pack(message: dict[str, Any]) -> bytes:
-    return msgpack.packb(message)
-
-
-def _unpack(frame: bytes | str) -> dict[str, Any]:
-    return msgpack.unpackb(frame, raw=False) if isinstance(frame, bytes) else json.loads(frame)
-
-
-async def _hello(url: str, token: str) -> tuple[ClientConnection, dict[str, Any]]:
-    """Connect, say ``hello`` and return the connection with the server's ``welcome``."""
-    ws = await connect(url, compression=None, ping_interval=None, max_size=None, proxy=None, open_timeout=JOIN_TIMEOUT_S)
-    try:
-        await ws.send(_pack({"t": "hello", "token": token, "v": 1}))
-        welcome = _unpack(await ws.recv())
-        if welcome.get("t") != "welcome":
-            raise ProtocolError(f"{url}: expected welcome, got {welcome!r}")
-    except BaseException:
-        await ws.close()
-        raise
-    return ws, welcome
-
-
-async def _reply(ws: ClientConnection, rid: int) -> dict[str, Any]:
-    """The ``ack`` or ``error`` for request ``rid``, skipping pushes (``time``, ``batch``, ...)."""
-    while True:
-        message = _unpack(await ws.recv())
-        if message.get("id") == rid and message.get("t") in ("ack", "error"):
-            return message
-
-
 @dataclass
 class _Candidate:
-    ws: ClientConnection
+    client: ExamClient
     attempt: str
-    next_id: int
     answered: int
     todo: deque[str]  # question ids still unanswered, in answering order
 
 
 async def _join(url: str, token: str, question_ids: Sequence[str]) -> _Candidate:
-    """A candidate connected to ``url`` whose attempt is started."""
-    async with asyncio.timeout(JOIN_TIMEOUT_S):
-        ws, welcome = await _hello(url, token)
-        try:
-            rid = welcome["last_id"] + 1
-            await ws.send(_pack({"t": "start", "id": rid}))
-            reply = await _reply(ws, rid)
-            if reply["t"] != "ack":
-                raise ProtocolError(f"{url}: start refused: {reply!r}")
-        except BaseException:
-            await ws.close()
-            raise
+    """A candidate connected to ``url`` whose attempt is started (MessagePack, one request in flight)."""
+    c = ExamClient(url, token, encoding="msgpack", background=False, keep=False, reply_timeout=REPLY_TIMEOUT_S,
+                   open_timeout=JOIN_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(JOIN_TIMEOUT_S):
+            await c.connect()
+            welcome = await c.hello()
+            reply = await c.start()
+        if reply["t"] != "ack":
+            raise ProtocolError(f"{url}: start refused: {reply!r}")
+    except BaseException:
+        await c.close()
+        raise
     done = welcome.get("answers") or {}
-    todo = deque(q for q in question_ids if q not in done)
-    return _Candidate(ws, welcome["attempt"], rid + 1, len(done), todo)
+    return _Candidate(c, welcome["attempt"], len(done), deque(q for q in question_ids if q not in done))
 
 
 class _Matcher:
@@ -190,17 +158,19 @@ class _Tally:
     dropped: Counter[str] = field(default_factory=Counter)  # close code -> candidates
 
 
-async def _watch(ws: ClientConnection, matcher: _Matcher, update_times: list[float]) -> None:
-    """Read the proctor's frames until the connection closes, matching ``answered`` counts."""
-    async for frame in ws:
-        at = time.perf_counter()
-        message = _unpack(frame)
+def _watcher(matcher: _Matcher, update_times: list[float]) -> Callable[[Message], None]:
+    """The proctor's ``on_push``: time every ``update`` as it is read, matching ``answered`` counts."""
+
+    def seen(message: Message) -> None:
         if message.get("t") != "update":
-            continue
+            return
+        at = time.perf_counter()
         update_times.append(at)
         answered = message.get("answered")
         if answered is not None:
             matcher.seen(message["attempt"], answered, at)
+
+    return seen
 
 
 async def _answer(c: _Candidate, matcher: _Matcher, tally: _Tally, first: float, end: float, period: float) -> None:
@@ -211,14 +181,11 @@ async def _answer(c: _Candidate, matcher: _Matcher, tally: _Tally, first: float,
             delay = due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            rid, k = c.next_id, c.answered + 1
-            c.next_id += 1
+            k = c.answered + 1
             sent = time.perf_counter()
             matcher.sent(c.attempt, k, sent)
             tally.send_lag.append(max(0.0, sent - due))
-            await c.ws.send(_pack({"t": "answer", "id": rid, "q": c.todo.popleft(), "value": ANSWER_VALUE}))
-            async with asyncio.timeout(REPLY_TIMEOUT_S):
-                reply = await _reply(c.ws, rid)
+            reply = await c.client.answer(c.todo.popleft(), ANSWER_VALUE)
             tally.ack.append(time.perf_counter() - sent)
             if reply["t"] == "ack":
                 c.answered = k
@@ -226,8 +193,8 @@ async def _answer(c: _Candidate, matcher: _Matcher, tally: _Tally, first: float,
                 matcher.refused(c.attempt, k)
                 tally.refused[str(reply.get("code"))] += 1
             due += period
-    except ConnectionClosed as exc:
-        tally.dropped[str(exc.rcvd.code if exc.rcvd else None)] += 1
+    except Closed as exc:
+        tally.dropped[str(exc.code)] += 1
 
 
 def _summary_ms(seconds: list[float]) -> dict[str, float] | None:
@@ -263,14 +230,16 @@ async def measure(
     """
     run = secrets.token_hex(4)
     matcher, tally, update_times = _Matcher(), _Tally(), []
-    proctor, _ = await _hello(f"{proctor_base}/v1/exams/{exam_id}/proctor", tokens(f"lat-proctor-{run}", "proctor"))
-    watch = asyncio.create_task(_watch(proctor, matcher, update_times), name="proctor")
+    proctor = ProctorClient(proctor_url(proctor_base, exam_id), tokens(f"lat-proctor-{run}", "proctor"), encoding="msgpack",
+                            keep=False, on_push=_watcher(matcher, update_times), open_timeout=JOIN_TIMEOUT_S)
+    await proctor.connect()
     joined: list[_Candidate] = []
     try:
+        await proctor.hello(timeout=JOIN_TIMEOUT_S)
         for lo in range(0, candidates, RAMP_BATCH):
             batch = await asyncio.gather(
                 *(
-                    _join(f"{ws_bases[i % len(ws_bases)]}/v1/exams/{exam_id}/attempt", tokens(f"lat-{run}-{i}", "candidate"), question_ids)
+                    _join(attempt_url(ws_bases[i % len(ws_bases)], exam_id), tokens(f"lat-{run}-{i}", "candidate"), question_ids)
                     for i in range(lo, min(lo + RAMP_BATCH, candidates))
                 ),
                 return_exceptions=True,
@@ -287,13 +256,12 @@ async def measure(
             for c in joined:
                 group.create_task(_answer(c, matcher, tally, start + random.uniform(0, period), end, period))
         settle_until = max(end, time.perf_counter()) + SETTLE_S
-        while matcher.unmatched() and time.perf_counter() < settle_until and not watch.done():
+        while matcher.unmatched() and time.perf_counter() < settle_until and not proctor.closed.is_set():
             await asyncio.sleep(0.05)
-        if watch.done():
-            raise ProtocolError(f"the proctor connection ended early: {watch.exception() or proctor.close_code}")
+        if proctor.closed.is_set():
+            raise ProtocolError(f"the proctor connection ended early: {proctor.close_code} {proctor.close_reason}")
     finally:
-        watch.cancel()
-        await asyncio.gather(proctor.close(), *(c.ws.close() for c in joined), return_exceptions=True)
+        await asyncio.gather(proctor.close(), *(c.client.close() for c in joined), return_exceptions=True)
 
     sent = len(tally.send_lag)
     in_window = sum(1 for at in update_times if start <= at < end)

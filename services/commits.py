@@ -44,9 +44,9 @@ class Busy(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Applied:
-    """A change that was written, or a duplicate request that needed no write."""
+    """A change that was written, or a request that needed no write (a repeat, or a read of a final attempt)."""
 
-    snap: Snapshot  #: the attempt as written (as found, for a duplicate)
+    snap: Snapshot  #: the attempt as written (as found, when nothing was written)
     outcome: engine.Outcome | None  #: None for a record-only change (``cmd=None``)
     now: int
 
@@ -105,7 +105,9 @@ async def apply(
                     raise ExamGone(a.exam_id)
                 now = core.clock()
             out = engine.apply(a, exam, cmd, now=now, grace_ms=grace)
-            if out.duplicate:
+            if out.duplicate or out.attempt is a:
+                # nothing to write (a repeat, or a read of a final attempt): no commit, so an
+                # archived attempt (no longer in Redis) is answered as well as a live one
                 return Applied(snap, out, now)
             new = out.attempt
             if out.time_changed and new.state is State.ACTIVE:

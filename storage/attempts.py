@@ -102,6 +102,19 @@ class Snapshot:
     result: Mapping[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A connection's claim of an attempt: the attempt's version then, and the claim's number.
+
+    Claim numbers grow by one per claim of the attempt (``claim.lua``): the
+    connection with the highest number is the owner, and every other one is
+    superseded.
+    """
+
+    ver: int
+    claim: int
+
+
 class Commit(Enum):
     """Why a commit wrote nothing."""
 
@@ -115,7 +128,7 @@ class AttemptStore(Protocol):
 
     async def create(self, attempt: Attempt) -> bool: ...
     async def load(self, attempt_id: str) -> Snapshot | None: ...
-    async def claim(self, attempt_id: str, conn: str) -> int | None: ...
+    async def claim(self, attempt_id: str, conn: str) -> Claimed | None: ...
     async def release(self, attempt_id: str, conn: str) -> bool: ...
     async def commit(
         self,
@@ -170,6 +183,7 @@ def _record_head(a: Attempt) -> dict[str, Any]:
         "extended_ms": a.extended_ms,
         "seed": a.seed,
         "flags": sorted(a.flags),
+        "event_count": a.events,  # every event: the record's ``events`` keeps only the newest 200
     }
 
 
@@ -178,7 +192,9 @@ def from_record(record: Mapping[str, Any]) -> Snapshot:
 
     Answers come back from the record's per-question values, so a resumed
     connection sees what was saved and its replays are acknowledged as
-    duplicates up to ``last_id``.
+    duplicates up to ``last_id``. A final attempt never changes, so the
+    snapshot is the attempt as it was in Redis (``last_id``, ``index``,
+    ``events`` included), save the keys only Redis had (``ver``, ``owner``).
     """
     questions = [q for q in record.get("questions") or [] if isinstance(q, dict)]
     attempt = Attempt(
@@ -198,7 +214,7 @@ def from_record(record: Mapping[str, Any]) -> Snapshot:
         extended_ms=int(record.get("extended_ms") or 0),
         answers={q["id"]: q["value"] for q in questions if q.get("value") is not None},
         flags=frozenset(record.get("flags") or ()),
-        events=len(record.get("events") or ()),
+        events=int(record.get("event_count") or len(record.get("events") or ())),
         ended_at=record.get("ended_at"),
         end_reason=record.get("end_reason"),
     )
@@ -277,16 +293,17 @@ class RedisAttempts:
         """The proctor actions recorded on the attempt, oldest first."""
         return [json.loads(x) for x in await self._redis.lrange(keys.actions(attempt_id), 0, -1)]
 
-    async def claim(self, attempt_id: str, conn: str) -> int | None:
-        """Make ``conn`` the owner (the previous owner is told to close); the attempt's version then, None if it does not exist.
+    async def claim(self, attempt_id: str, conn: str) -> Claimed | None:
+        """Make ``conn`` the owner under the attempt's next claim number; None if the attempt does not exist.
 
-        From the claim on, no other connection can commit, so a snapshot at
-        that version holds every answer and request id the candidate had
-        acknowledged.
+        The previous owner, if any, is told on the control channel (``owner``
+        with this claim's number ``s``). From the claim on, no other
+        connection can commit, so a snapshot at the returned version holds
+        every answer and request id the candidate had acknowledged.
         """
-        message = json.dumps({"a": attempt_id, "k": "owner", "o": conn})
-        ver = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, message])
-        return None if ver is None else int(ver)
+        head = _json({"a": attempt_id, "k": "owner", "o": conn})[:-1] + ',"s":'  # the script appends the number
+        got = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, head])
+        return None if not got else Claimed(int(got[0]), int(got[1]))
 
     async def release(self, attempt_id: str, conn: str) -> bool:
         """Drop ownership if ``conn`` still holds it; False when a newer connection took over."""

@@ -109,3 +109,13 @@ def presence(exam_id: str) -> str:
     and is reaped (``reap.lua``), which tells the proctors it is disconnected.
     """
     return f"{PREFIX}:exam:{{{exam_id}}}:presence"
+
+
+def presence_claims(exam_id: str) -> str:
+    """Hash: attempt id -> the claim number (``claim.lua``) of the newest connection that announced it present.
+
+    ``present.lua`` and ``absent.lua`` act only for a claim at least as new, so
+    neither a late announcement nor the close of an older connection undoes
+    what a newer connection of the attempt did.
+    """
+    return f"{PREFIX}:exam:{{{exam_id}}}:claims"

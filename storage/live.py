@@ -33,8 +33,9 @@ from .scripts import Scripts
 class LiveStore(Protocol):
     """What the handlers need of the exam-level live state."""
 
-    async def present(self, exam_id: str, attempt_id: str, now: int, ver: int, summary: Mapping[str, Any]) -> None: ...
-    async def absent(self, exam_id: str, attempt_id: str) -> bool: ...
+    async def present(self, exam_id: str, attempt_id: str, now: int, ver: int, summary: Mapping[str, Any], *,
+                      claim: int = 0) -> bool: ...
+    async def absent(self, exam_id: str, attempt_id: str, *, claim: int = 0) -> bool: ...
     async def beat(self, exam_id: str, attempt_ids: list[str], now: int) -> int: ...
     async def reap(self, exam_id: str, cutoff: int) -> list[str]: ...
     async def roster(self, exam_id: str) -> list[str]: ...
@@ -78,18 +79,29 @@ class RedisLive:
         self._s = scripts
         self._feed: Redis | None = None  # for subscribers, made on first use
 
-    async def present(self, exam_id: str, attempt_id: str, now: int, ver: int, summary: Mapping[str, Any]) -> None:
-        """Add the attempt to the roster, mark it connected at ``now`` and publish its summary."""
-        message = encode_message({"a": attempt_id, "v": ver, "s": summary, "c": True})
-        await self._s.present(
-            keys=[keys.roster(exam_id), keys.presence(exam_id)],
-            args=[attempt_id, now, keys.live(exam_id), message],
-        )
+    async def present(self, exam_id: str, attempt_id: str, now: int, ver: int, summary: Mapping[str, Any], *,
+                      claim: int = 0) -> bool:
+        """Add the attempt to the roster, mark it connected at ``now`` and publish its summary.
 
-    async def absent(self, exam_id: str, attempt_id: str) -> bool:
-        """Mark the attempt disconnected; True when it had been present (and the proctors were told)."""
+        ``claim`` is the connection's claim number (``RedisAttempts.claim``):
+        False (nothing marked or published) when a connection with a newer
+        claim announced the attempt already.
+        """
+        message = encode_message({"a": attempt_id, "v": ver, "s": summary, "c": True})
+        return bool(await self._s.present(
+            keys=[keys.roster(exam_id), keys.presence(exam_id), keys.presence_claims(exam_id)],
+            args=[attempt_id, now, keys.live(exam_id), message, claim],
+        ))
+
+    async def absent(self, exam_id: str, attempt_id: str, *, claim: int = 0) -> bool:
+        """Mark the attempt disconnected; True when it had been present (and the proctors were told).
+
+        ``claim`` is the closed connection's claim number: nothing happens when
+        a connection with a newer claim announced the attempt meanwhile.
+        """
         message = encode_message({"a": attempt_id, "c": False})
-        return bool(await self._s.absent(keys=[keys.presence(exam_id)], args=[attempt_id, keys.live(exam_id), message]))
+        return bool(await self._s.absent(keys=[keys.presence(exam_id), keys.presence_claims(exam_id)],
+                                         args=[attempt_id, keys.live(exam_id), message, claim]))
 
     async def beat(self, exam_id: str, attempt_ids: list[str], now: int) -> int:
         """Heartbeat ``attempt_ids``; returns how many had been reaped and are announced again."""

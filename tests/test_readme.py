@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
 from examwire.app import create_app
 from examwire.redis_server import EmbeddedRedis
@@ -29,6 +29,8 @@ def test_the_http_table_lists_every_route() -> None:
             served.add(f"WS {_shape(route.path)}")
         elif isinstance(route, Route):
             served |= {f"{m} {_shape(route.path)}" for m in route.methods or () if m != "HEAD"}
+        elif isinstance(route, Mount):
+            served.add(f"GET {_shape(route.path)}/{{}}")  # a folder of files (the pages' assets)
     documented = {f"{m} {_shape(p)}" for m, p in re.findall(r"^\| `(GET|PUT|POST|DELETE|WS) ([^`]+)` \|", README, re.M)}
     assert served - documented == set(), "routes missing from the README's HTTP table"
     assert documented - served == set(), "the README documents routes that do not exist"

@@ -1,8 +1,9 @@
 // Examwire landing page: open an exam from its id and a pasted token.
 // The token goes to sessionStorage (the key the exam page reads), never into the URL.
 
-const EXAM_ID_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-const tokenKey = (examId) => `examwire.exam.token:${examId}`;
+import { examTokenKey } from './lib/storage.js';
+import { isExamId } from './lib/protocol.js';
+
 
 const form = document.getElementById('open-form');
 const examInput = document.getElementById('exam-id');
@@ -23,7 +24,7 @@ form.addEventListener('submit', (ev) => {
   error.hidden = true;
   const examId = examInput.value.trim();
   const token = tokenInput.value.trim();
-  if (!EXAM_ID_RE.test(examId)) {
+  if (!isExamId(examId)) {
     fail('Enter the exam id you were given (letters, digits, dots, dashes or underscores).', examInput);
     return;
   }
@@ -32,7 +33,7 @@ form.addEventListener('submit', (ev) => {
     return;
   }
   try {
-    sessionStorage.setItem(tokenKey(examId), token);
+    sessionStorage.setItem(examTokenKey(examId), token);
   } catch {
     fail('This browser does not allow the page to keep the token. Open the exam link you were given instead.', tokenInput);
     return;

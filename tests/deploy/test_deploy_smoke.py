@@ -50,7 +50,6 @@ import asyncio
 import collections
 import concurrent.futures
 import csv
-import functools
 import http.client
 import io
 import json
@@ -67,8 +66,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from storage import keys
-from tests.e2e import client as client_module
-from tests.e2e.client import ExamClient
+from examwire.client import ExamClient, ProctorClient
 from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
 from tests.conftest import require_tool
 
@@ -130,16 +128,11 @@ class PinnedClient(ExamClient):
 
     next_sock: socket.socket | None = None
 
-    async def connect(self, url: str | None = None) -> None:
+    async def connect(self, url: str | None = None, **options: Any) -> None:
         sock, self.next_sock = self.next_sock, None
-        if sock is None:
-            return await super().connect(url)
-        real = client_module.connect
-        client_module.connect = functools.partial(real, sock=sock)  # ExamClient.connect's one call of it
-        try:
-            return await super().connect(url)
-        finally:
-            client_module.connect = real
+        if sock is not None:
+            options["sock"] = sock
+        await super().connect(url, **options)
 
 
 def _socket_after(topo: topology.Topology, node: str) -> socket.socket:
@@ -213,13 +206,13 @@ def _phases(topo: topology.Topology, timings: dict[str, float], mark: float, tmp
         _arun(foreign.connect(), 15)
     assert refused.value.response.status_code == 403
     # the pages a browser loads come through the proxy too, with their types and policy
-    for path, kind in ((f"/exam/{EXAM_ID}", "text/html"), ("/proctor", "text/html"), ("/static/exam.js", "text/javascript")):
+    for path, kind in ((f"/exam/{EXAM_ID}", "text/html"), ("/proctor", "text/html"), ("/static/exam/main.js", "text/javascript")):
         with urllib.request.urlopen(f"{topo.base_url}{path}", timeout=10) as page:
             assert page.status == 200 and page.headers["Content-Type"].startswith(kind), (path, page.headers)
             assert "connect-src 'self'" in page.headers["Content-Security-Policy"], (path, page.headers)
 
     async def finish_watched() -> tuple[str, dict[str, Any], list[dict[str, Any]]]:
-        p = ExamClient(proctor_url, proctor, headers=origin, reply_timeout=10)
+        p = ProctorClient(proctor_url, proctor, headers=origin, reply_timeout=10)
         await p.connect()
         pw = await p.hello()
         assert pw["exam"]["id"] == EXAM_ID and pw["exam"]["total"] == len(exam["questions"]), pw

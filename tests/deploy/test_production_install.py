@@ -12,10 +12,10 @@ import csv
 import json
 import sqlite3
 import subprocess
+import urllib.request
 from pathlib import Path
 
-import websockets
-
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, http_json, wait_until
 
 from .conftest import REPO_ROOT
@@ -42,32 +42,23 @@ def _rows(db: Path) -> list[tuple[str, str]]:
 
 async def _take_exam(port: int, token: str) -> str:
     """Start, answer every question right, submit; return the attempt id."""
-    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/{SAMPLE_EXAM['id']}/attempt", proxy=None) as ws:
-        await ws.send(json.dumps({"t": "hello", "token": token, "v": 1}))
-        welcome = json.loads(await ws.recv())
-        assert welcome["t"] == "welcome", welcome
-        rid = welcome["last_id"]
-
-        async def request(t: str, **fields) -> dict:
-            nonlocal rid
-            rid += 1
-            await ws.send(json.dumps({"t": t, "id": rid, **fields}))
-            while True:
-                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-                if msg.get("id") == rid and msg["t"] in ("ack", "error"):
-                    return msg
-
-        assert (await request("start"))["t"] == "ack"
+    c = ExamClient(attempt_url(f"ws://127.0.0.1:{port}", SAMPLE_EXAM["id"]), token)
+    await c.connect()
+    try:
+        welcome = await c.hello()
+        assert (await c.start())["t"] == "ack"
         for qid, value in SAMPLE_RIGHT_ANSWERS.items():
-            assert (await request("answer", q=qid, value=value))["t"] == "ack"
-        assert (await request("submit"))["t"] == "ack"
-        return welcome["attempt"]
+            assert (await c.answer(qid, value))["t"] == "ack"
+        assert (await c.submit())["t"] == "ack"
+    finally:
+        await c.close()
+    return welcome["attempt"]
 
 
 def test_benchmarks_import_without_the_test_extra(prod_venv) -> None:
     """loadtests run from a checkout with only the product's dependencies (no pytest)."""
     out = subprocess.run(
-        [str(prod_venv.python), "-c", "import loadtests.bench, loadtests.proctor_latency, loadtests.ceiling_app, testkit"],
+        [str(prod_venv.python), "-c", "import examwire.client, loadtests.bench, loadtests.proctor_latency, loadtests.ceiling_app, testkit"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
@@ -85,6 +76,10 @@ def test_embedded_serve_persists_and_every_command_starts(prod_venv, prod_env, s
     node = spawn("serve", [examwire, "serve", "--port", str(port)], env)
     wait_until(lambda: _ready(port) or not node.alive(), 30, f"serve on {port}\n{node.log()}")
     assert node.alive(), node.log()
+    # the pages and their ES modules ship with the package, sub-folders included
+    for path in ("/exam/x", "/static/exam/main.js", "/static/exam/state.js", "/static/lib/wire.js", "/static/lib/msgpack.js"):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as page:
+            assert page.status == 200 and page.read(), path
 
     exam_file = tmp_path / "sample.json"
     exam_file.write_text(json.dumps(SAMPLE_EXAM))

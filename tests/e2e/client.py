@@ -1,5 +1,10 @@
 """A small asyncio Examwire candidate client, written from docs/protocol.md alone.
 
+Deliberately not ``examwire.client`` (the project's own client, which the
+benchmarks and the other tests use): the end-to-end tests check the engine
+against the contract, so their client is a second reading of the contract
+that shares no code with the package, and a misreading in one is caught by the other.
+
 It speaks protocol version 1 over the ``websockets`` library:
 
 * ``encoding="json"`` sends text frames holding one JSON object each,

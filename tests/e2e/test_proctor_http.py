@@ -38,8 +38,8 @@ def test_pages_are_served_with_a_strict_policy(make_node):
     csp = headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
     assert headers["Referrer-Policy"] == "no-referrer" and headers["X-Content-Type-Options"] == "nosniff"
-    assert b"/static/proctor.js" in body
-    status, headers, _ = _get(f"{node.base_url}/static/proctor.js")
+    assert b"/static/proctor/main.js" in body
+    status, headers, _ = _get(f"{node.base_url}/static/proctor/main.js")
     assert status == 200 and headers["Content-Type"].startswith("text/javascript")
     for bad in ("../app.py", "%2e%2e%2fapp.py", "nope.js", "proctor.py", ".hidden.js"):
         status, _, _ = _get(f"{node.base_url}/static/{bad}")
@@ -48,14 +48,19 @@ def test_pages_are_served_with_a_strict_policy(make_node):
 
 def test_landing_and_exam_pages_are_served(make_node):
     node = make_node()
-    for path, script in (("/", b"/static/landing.js"), ("/exam/net-101", b"/static/exam.js"), ("/exam/anything.else", b"/static/exam.js")):
+    for path, script in (("/", b"/static/landing.js"), ("/exam/net-101", b"/static/exam/main.js"), ("/exam/anything.else", b"/static/exam/main.js")):
         status, headers, body = _get(f"{node.base_url}{path}")
         assert status == 200 and headers["Content-Type"].startswith("text/html"), path
         assert "script-src 'self'" in headers["Content-Security-Policy"]
         assert script in body, path
-    for asset in ("exam.js", "msgpack.js", "exam.css", "common.css", "landing.js"):
-        status, _, _ = _get(f"{node.base_url}/static/{asset}")
+    for asset in ("exam/main.js", "exam/state.js", "lib/wire.js", "lib/msgpack.js", "exam.css", "common.css", "landing.js"):
+        status, headers, _ = _get(f"{node.base_url}/static/{asset}")
         assert status == 200, asset
+        assert headers["Content-Security-Policy"] and headers["Cache-Control"] == "no-cache", asset
+    # sub-folders are served, but only page files with plain names
+    for bad in ("lib/", "lib/../../web.py", "lib/.hidden.js", "Exam/main.js", "exam/main.py", "nope/main.js"):
+        status, _, body = _get(f"{node.base_url}/static/{bad}")
+        assert status == 404 and b'"not_found"' in body, bad
 
 
 def test_an_unknown_exam_is_404_on_every_exam_route(make_node, put_exam, make_token, kit, http_json):

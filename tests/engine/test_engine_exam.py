@@ -132,7 +132,7 @@ def test_many_mistakes_all_listed():
     }
     got = problems(doc)
     expected = [
-        "id: must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-'",
+        "id: must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '.', '-', not '.' or '..'",
         "title: must not be empty",
         "duration_s: must be a positive integer",
         'navigation: must be one of "free", "linear"',

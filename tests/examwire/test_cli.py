@@ -12,8 +12,8 @@ import sys
 import time
 
 import jwt
-import websockets
 
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, clean_env, free_port, http_json, run_examwire
 
 
@@ -60,23 +60,15 @@ def test_import_then_token_then_serve_embedded(tmp_path):
         _wait_ready(port)
 
         async def take_it() -> tuple[dict, dict, dict]:
-            async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/{SAMPLE_EXAM['id']}/attempt") as ws:
-
-                async def reply(rid: int) -> dict:
-                    while True:
-                        m = json.loads(await ws.recv())
-                        if m.get("id") == rid and m["t"] in ("ack", "error"):
-                            return m
-
-                await ws.send(json.dumps({"t": "hello", "token": token, "v": 1}))
-                welcome = json.loads(await ws.recv())
-                rid = welcome["last_id"] + 1
-                await ws.send(json.dumps({"t": "submit", "id": rid}))
-                early = await reply(rid)
-                await ws.send(json.dumps({"t": "start", "id": rid + 1}))
-                await reply(rid + 1)
-                await ws.send(json.dumps({"t": "submit", "id": rid + 2}))
-                return welcome, early, await reply(rid + 2)
+            c = ExamClient(attempt_url(f"ws://127.0.0.1:{port}", SAMPLE_EXAM["id"]), token)
+            await c.connect()
+            try:
+                welcome = await c.hello()
+                early = await c.submit()
+                await c.start()
+                return welcome, early, await c.submit()
+            finally:
+                await c.close()
 
         welcome, early, done = asyncio.run(take_it())
         assert welcome["t"] == "welcome" and welcome["state"] == "ready"
@@ -141,13 +133,14 @@ def test_serve_demo_prints_working_tokens(tmp_path):
         assert status == 200 and [e["id"] for e in listed["exams"]] == ["demo"]
 
         async def start() -> list[dict]:
-            async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/demo/attempt") as ws:
-                await ws.send(json.dumps({"t": "hello", "token": tokens["candidate"], "v": 1}))
-                got = [json.loads(await ws.recv())]
-                await ws.send(json.dumps({"t": "start", "id": got[0]["last_id"] + 1}))
-                for _ in range(3):
-                    got.append(json.loads(await ws.recv()))
-                return got
+            c = ExamClient(attempt_url(f"ws://127.0.0.1:{port}", "demo"), tokens["candidate"])
+            await c.connect()
+            try:
+                got = [await c.hello(), await c.start()]
+                await c.wait_for("batch")
+                return got + c.pushes[:2]
+            finally:
+                await c.close()
 
         welcome, ack, time_msg, batch = asyncio.run(start())
         assert welcome["exam"]["total"] == 65

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 import jwt
-import websockets
 
 from examwire import logs
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, clean_env, free_port, run_examwire, wait_until
 from tests.conftest import require_tool
 from tests.conftest import REPO_ROOT
@@ -62,17 +62,16 @@ class Demo:
 
 
 async def _hello_and(port: int, token: str, *then: str) -> dict:
-    async with websockets.connect(f"ws://127.0.0.1:{port}/v1/exams/demo/attempt", proxy=None) as ws:
-        await ws.send(json.dumps({"t": "hello", "token": token, "v": 1}))
-        welcome = json.loads(await ws.recv())
-        rid = welcome["last_id"]
+    c = ExamClient(attempt_url(f"ws://127.0.0.1:{port}", "demo"), token)
+    await c.connect()
+    try:
+        welcome = await c.hello()
         for t in then:
-            rid += 1
-            await ws.send(json.dumps({"t": t, "id": rid}))
-            while (m := json.loads(await ws.recv())).get("id") != rid:
-                pass
+            m = await c.request(t)
             assert m["t"] == "ack", m
         return welcome
+    finally:
+        await c.close()
 
 
 def test_every_demo_start_gives_a_candidate_who_can_take_the_exam(tmp_path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, clean_env, free_port, http_json, json_events, Node, wait_until
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, attempt_url
 
 from tests.conftest import REPO_ROOT
 

@@ -98,10 +98,12 @@ def test_good_token_defaults() -> None:
     assert verify(hs_auth(), hs(payload("root", "admin"))).is_staff
 
 
-def test_overlong_or_ill_typed_name_falls_back_to_sub() -> None:
-    assert verify(hs_auth(), hs(payload("carol", name="x" * 201))).name == "carol"
-    assert verify(hs_auth(), hs(payload("carol", name=["Carol"]))).name == "carol"
+def test_a_blank_or_null_name_falls_back_to_sub_an_overlong_or_ill_typed_one_is_refused() -> None:
     assert verify(hs_auth(), hs(payload("carol", name="   "))).name == "carol"
+    assert verify(hs_auth(), hs(payload("carol", name=None))).name == "carol"
+    assert verify(hs_auth(), hs(payload("carol", name="x" * 200))).name == "x" * 200
+    assert "name" in str(refused(hs_auth(), hs(payload("carol", name="x" * 201))))
+    assert "name" in str(refused(hs_auth(), hs(payload("carol", name=["Carol"]))))
 
 
 def test_a_message_is_signed_with_the_name_claim_else_the_role_never_the_sub() -> None:
@@ -151,6 +153,17 @@ ATTACKS: dict[str, Any] = {
     "sub a number": raw_jwt({"alg": "HS256", "typ": "JWT"}, payload(sub=42), hmac_key=SECRET.encode()),
     "exams a string": hs(payload(exams="sample")),
     "exams with a number": hs(payload(exams=["sample", 7])),
+    "exams with a dot segment": hs(payload(exams=["sample", ".."])),
+    "exams with a path": hs(payload(exams=["../../x"])),
+    "name with a lone surrogate": hs(payload(name="A\ud800")),
+    "sub with a lone surrogate": hs(payload(sub="a\udc00")),
+    "sub with a line feed": hs(payload(sub="a\nb")),
+    "name with a bidi override": hs(payload(name="A\u202eB")),
+    "exp a numeric string": hs(payload(exp=str(int(time.time()) + 600))),
+    "nbf a numeric string": hs(payload(nbf=str(int(time.time()) - 60))),
+    "iat a numeric string": hs(payload(iat=str(int(time.time())))),
+    "exp a thousand years out": hs(payload(exp=int(time.time()) + 1000 * 365 * 86400)),
+    "exp two days after iat": hs(payload(iat=int(time.time()), exp=int(time.time()) + 2 * 86400)),
     "payload not an object": raw_jwt({"alg": "HS256", "typ": "JWT"}, ["sub", "alice"], hmac_key=SECRET.encode()),  # type: ignore[arg-type]
 }
 
@@ -371,3 +384,17 @@ def test_origin_star_allows_anything() -> None:
 def test_bearer(value: str | None, token: str | None) -> None:
     headers = {} if value is None else {"authorization": value}
     assert bearer(headers) == token
+
+
+def test_the_refusal_names_the_claim_and_the_lifetime_is_configurable() -> None:
+    now = int(time.time())
+    assert str(refused(hs_auth(), hs(payload(name="A\ud800")))) == "invalid token: name"
+    assert str(refused(hs_auth(), hs(payload(sub="a\udc00")))) == "invalid token: sub"
+    assert str(refused(hs_auth(), hs(payload(exams=[".."])))) == "invalid token: exams"
+    assert str(refused(hs_auth(), hs(payload(exp=str(now + 600))))) == "invalid token: exp must be a number"
+    assert str(refused(hs_auth(), hs(payload(exp=now + 2 * 86400)))) == "invalid token: lifetime over 86400 s"
+    short = Authenticator(algorithms=("HS256",), audience=AUD, issuer=None, secret=SECRET, max_lifetime_s=600)
+    assert verify(short, hs(payload(exp=now + 600))).sub == "alice"
+    assert "lifetime over 600 s" in str(refused(short, hs(payload(exp=now + 900))))
+    assert "lifetime" in str(refused(short, hs(payload(iat=now - 3600, exp=now + 60))))
+    assert verify(hs_auth(), hs(payload(name="Zoë 山田\u200d", exp=float(now + 60), iat=now - 1.5))).name == "Zoë 山田\u200d"

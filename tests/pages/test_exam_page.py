@@ -14,7 +14,7 @@ import asyncio
 import re
 from typing import Any
 
-from tests.e2e.client import ExamClient
+from examwire.client import ExamClient, ProctorClient
 from tests.e2e.conftest import make_exam, right, wrong
 from tests.pages.exam_support import (
     FrameLog,
@@ -563,7 +563,7 @@ def test_proctor_pause_notice_and_resume_reach_the_page(make_node, put_exam, mak
     token = make_token("pp-cand", exams=["pp"])
 
     async def body() -> None:
-        proctor = ExamClient(f"{node.ws_url}/v1/exams/pp/proctor", make_token("pp-proc", "proctor", name="Pat"))
+        proctor = ProctorClient(f"{node.ws_url}/v1/exams/pp/proctor", make_token("pp-proc", "proctor", name="Pat"))
         async with launch_browser() as context:
             page = await context.new_page()
             probe = watch_page(page)

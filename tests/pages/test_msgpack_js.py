@@ -1,6 +1,7 @@
-"""``handlers/pages/msgpack.js`` (the exam page's MessagePack codec) against Python's ``msgpack``.
+"""``handlers/pages/lib/msgpack.js`` (the pages' MessagePack codec) against Python's ``msgpack``.
 
-Node runs a tiny ES-module script that imports the file: Python-packed bytes
+Node runs a tiny ES-module script that imports the file (from a copy of the
+pages' scripts that node 18 reads as ES modules: ``node_support.module_tree``): Python-packed bytes
 are decoded by the JS codec and JS-encoded bytes are unpacked by Python. For
 every value without integral floats the JS encoder must produce exactly the
 bytes ``msgpack.packb(value, use_bin_type=True)`` does (both pick the smallest
@@ -12,14 +13,14 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import msgpack
 
-from testkit import REPO_ROOT
-from tests.conftest import require_tool
+from tests.pages.node_support import PAGES, module_tree, node
 
-MODULE = REPO_ROOT / "handlers" / "pages" / "msgpack.js"
+MODULE = PAGES / "lib" / "msgpack.js"
 
 SCRIPT = """
 import { encode, decode, MsgpackError } from %(module)s;
@@ -84,14 +85,11 @@ CANONICAL: list[Any] = [
 ]
 
 
-def _node() -> str:
-    return require_tool("node", ".ci/run installs nodejs to check handlers/pages/msgpack.js")
-
-
-def _run(job: dict[str, Any]) -> dict[str, Any]:
-    script = SCRIPT % {"module": json.dumps(MODULE.as_uri())}
+def _run(job: dict[str, Any], root: Path) -> dict[str, Any]:
+    copy = module_tree(root) / MODULE.relative_to(PAGES.parents[1])
+    script = SCRIPT % {"module": json.dumps(copy.as_uri())}
     proc = subprocess.run(
-        [_node(), "--input-type=module", "-e", script],
+        [node(), "--input-type=module", "-e", script],
         input=json.dumps(job), capture_output=True, text=True, timeout=60, check=False,
     )
     assert proc.returncode == 0, f"node failed ({proc.returncode}):\n{proc.stderr}"
@@ -126,7 +124,7 @@ def _same(a: Any, b: Any) -> bool:
                                               and not isinstance(a, bool) and not isinstance(b, bool) and a == b)
 
 
-def test_msgpack_js_matches_python() -> None:
+def test_msgpack_js_matches_python(tmp_path: Path) -> None:
     special = [
         msgpack.packb(1.5, use_single_float=True),  # float32
         msgpack.packb(2**63),  # uint64 beyond 2^53: BigInt
@@ -153,7 +151,7 @@ def test_msgpack_js_matches_python() -> None:
         "encode": CANONICAL + [[1.0, 2.5], {"$big": str(2**60)}, {"$big": str(-(2**60))}, {"$bin": "00ff10"}],
         "bad": [b.replace(" ", "") for b in bad],
     }
-    out = _run(job)
+    out = _run(job, tmp_path)
 
     # Python -> JS: every canonical value decodes to itself
     decoded = [_untag(v) for v in out["decoded"]]

@@ -14,7 +14,7 @@ import asyncio
 import re
 from typing import Any
 
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, ProctorClient, attempt_url
 from tests.e2e.conftest import make_exam, right
 from tests.pages.exam_support import TcpProxy, answer_with_mouse, tab_to
 from tests.pages.page_checks import (
@@ -566,7 +566,7 @@ def test_proctor_without_a_name_claim_is_not_shown_as_an_opaque_id(make_node, pu
     nameless = make_token("P1", "proctor", exams=["anon"])  # no `name` claim
 
     async def body() -> None:
-        proctor = ExamClient(f"{node.ws_url}/v1/exams/anon/proctor", nameless)
+        proctor = ProctorClient(f"{node.ws_url}/v1/exams/anon/proctor", nameless)
         async with launch_browser() as context:
             page = await context.new_page()
             probe = watch_page(page)

@@ -18,7 +18,7 @@ from typing import Any
 
 import testkit
 from tests.pages.page_checks import contrast
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, attempt_url
 from tests.e2e.conftest import make_exam, right
 
 EXAM_ID = "pg1"

@@ -36,7 +36,37 @@ async def _messages(ps, n: int, timeout: float = 2.0) -> list[dict]:
 
 
 def test_exam_keys_share_one_slot():
-    assert len({key_slot(k.encode()) for k in (keys.roster("e1"), keys.presence("e1"), keys.live("e1"))}) == 1
+    exam_keys = (keys.roster("e1"), keys.presence("e1"), keys.presence_claims("e1"), keys.live("e1"))
+    assert len({key_slot(k.encode()) for k in exam_keys}) == 1
+
+
+def test_presence_follows_the_newest_claim_not_the_order_of_the_scripts(redis_url):
+    """Claim 2 announced; then claim 1's late announcement and claim 1's close change nothing; claim 2's close does."""
+
+    async def go():
+        redis, live, _ = await _live(redis_url)
+        ps = live.subscribe()
+        await ps.subscribe(keys.live("e1"))
+        assert await live.present("e1", "a1", 1_000, 3, {"state": "ready"}, claim=2) is True
+        assert (await _messages(ps, 1))[0]["c"] is True
+        # the older connection released before claim 2 was made, and its absent runs only now
+        assert await live.absent("e1", "a1", claim=1) is False
+        # the older connection announces itself late
+        assert await live.present("e1", "a1", 1_500, 3, {"state": "ready"}, claim=1) is False
+        assert await live.presence("e1") == {"a1": 1_000}
+        assert await _messages(ps, 1, timeout=0.3) == []
+        assert await live.absent("e1", "a1", claim=2) is True
+        assert await _messages(ps, 1) == [{"a": "a1", "c": False}]
+        # a newer connection after that is announced again; an absent of the same claim after a failed
+        # release never happens (the release succeeds only for the owner), but claims above it still win
+        assert await live.present("e1", "a1", 2_000, 3, {"state": "ready"}, claim=3) is True
+        assert await live.absent("e1", "a1", claim=2) is False
+        assert await live.presence("e1") == {"a1": 2_000}
+        await ps.aclose()
+        await live.aclose()
+        await redis.aclose()
+
+    asyncio.run(go())
 
 
 def test_presence_lifecycle_publishes_each_transition_once(redis_url):

@@ -15,7 +15,7 @@ import engine
 from engine import State
 from services.core import connect_redis
 from storage import keys
-from storage.attempts import Commit, RedisAttempts, Snapshot, attempt_id
+from storage.attempts import Claimed, Commit, RedisAttempts, Snapshot, attempt_id
 from storage.exams import ExamCache
 from storage.scripts import LUA_DIR, Scripts
 from storage.sqlite_results import SqliteResults
@@ -123,11 +123,11 @@ def test_owner_check_supersedes_older_connections(redis_url):
         exam = _exam()
         a = _fresh(exam)
         await store.create(a)
-        assert await store.claim(a.id, "conn-1") == 1  # the version at the claim
+        assert await store.claim(a.id, "conn-1") == Claimed(ver=1, claim=1)  # the version at the claim, the first claim
         snap = await store.load(a.id)
         started = engine.apply(snap.attempt, exam, engine.Start(1), now=2_000, grace_ms=0).attempt
         assert isinstance(await store.commit(snap, started, owner="conn-1"), Snapshot)
-        assert await store.claim(a.id, "conn-2") == 2  # conn-1's commit counts
+        assert await store.claim(a.id, "conn-2") == Claimed(ver=2, claim=2)  # conn-1's commit counts
         snap = await store.load(a.id)
         ev = engine.apply(snap.attempt, exam, engine.Event(2, "blur"), now=2_000, grace_ms=0).attempt
         assert await store.commit(snap, ev, owner="conn-1") is Commit.SUPERSEDED
@@ -163,7 +163,7 @@ def test_claim_and_notifying_commits_publish_on_the_control_channel(redis_url):
                 msg = await ps.get_message(timeout=1)  # None for the swallowed subscribe confirmation
                 if msg is not None:
                     got.append(json.loads(msg["data"]))
-        assert got == [{"a": a.id, "k": "owner", "o": "c2"}, {"a": a.id, "k": "changed", "v": 2, "o": "c2"}]
+        assert got == [{"a": a.id, "k": "owner", "o": "c2", "s": 2}, {"a": a.id, "k": "changed", "v": 2, "o": "c2"}]
         await redis.aclose()
 
     run(go())

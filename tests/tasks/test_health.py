@@ -18,7 +18,7 @@ import redis as redis_sync
 
 from storage import keys
 from tests.conftest import REPO_ROOT
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, clean_env, http_json, json_events, run_examwire, wait_until
 
 from .conftest import FAST, store_rows

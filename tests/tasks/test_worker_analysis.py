@@ -18,7 +18,7 @@ import pytest
 
 from examwire.settings import Settings
 from tasks.app import create_celery
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, SAMPLE_WRONG_ANSWERS, http_json, wait_until
 
 

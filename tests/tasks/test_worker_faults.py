@@ -18,7 +18,7 @@ from services.core import connect_redis
 from storage import keys
 from storage.attempts import RedisAttempts, Snapshot, attempt_id
 from storage.scripts import Scripts
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, wait_until
 
 from .conftest import store_rows

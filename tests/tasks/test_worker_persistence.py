@@ -14,7 +14,7 @@ from typing import Any
 import redis as redis_sync
 
 from storage import keys
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, attempt_url
 from testkit import SAMPLE_EXAM, SAMPLE_MAX_SCORE, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
 
 from .conftest import store_rows

@@ -12,7 +12,7 @@ import sqlite3
 import redis as redis_sync
 
 from storage import keys
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, ProctorClient, attempt_url
 from testkit import SAMPLE_EXAM, http_json, wait_until
 
 from .conftest import store_rows
@@ -33,7 +33,7 @@ def test_actions_travel_with_the_result_and_archived_attempts_stay_in_the_snapsh
         aid = (await c.hello())["attempt"]
         await c.start()
         await c.answer("q3", True)
-        p = ExamClient(proctor_url, staff)
+        p = ProctorClient(proctor_url, staff)
         await p.connect()
         await p.hello()
         for t, fields in (("extend", {"seconds": 90}), ("pause", {}), ("message", {"text": "stay seated"}),
@@ -67,7 +67,7 @@ def test_actions_travel_with_the_result_and_archived_attempts_stay_in_the_snapsh
     assert [x["action"] for x in body["actions"]] == ["extend", "pause", "message", "resume", "terminate"]
 
     async def watch() -> None:
-        p = ExamClient(proctor_url, staff)
+        p = ProctorClient(proctor_url, staff)
         await p.connect()
         await p.hello()
         (row,) = (await p.wait_for("snapshot"))["attempts"]

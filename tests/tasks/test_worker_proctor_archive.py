@@ -15,7 +15,7 @@ import asyncio
 import redis as redis_sync
 
 from storage import keys
-from tests.e2e.client import ExamClient, attempt_url
+from examwire.client import ExamClient, ProctorClient, attempt_url
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, wait_until
 
 from .conftest import store_rows
@@ -57,7 +57,7 @@ def test_a_fresh_node_shows_archived_attempts_next_to_live_ones(make_node, make_
         live = ExamClient(attempt_url(second.ws_url, "arch"), make_token("late", exams=["arch"], name="Late Comer"))
         await live.connect()
         late = (await live.hello())["attempt"]
-        p = ExamClient(f"{second.ws_url}/v1/exams/arch/proctor", staff, reply_timeout=15)
+        p = ProctorClient(f"{second.ws_url}/v1/exams/arch/proctor", staff, reply_timeout=15)
         await p.connect()
         await p.hello()
         rows = (await p.wait_for("snapshot", timeout=15))["attempts"]
