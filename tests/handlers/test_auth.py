@@ -21,7 +21,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from handlers.auth import Authenticator, BadToken, Claims, bearer, origin_allowed
+from handlers.auth import Authenticator, BadToken, Claims, bearer, claims_from, origin_allowed
 
 SECRET = "unit-test-secret-0123456789abcdef-0123456789"
 AUD = "examwire"
@@ -398,3 +398,16 @@ def test_the_refusal_names_the_claim_and_the_lifetime_is_configurable() -> None:
     assert "lifetime over 600 s" in str(refused(short, hs(payload(exp=now + 900))))
     assert "lifetime" in str(refused(short, hs(payload(iat=now - 3600, exp=now + 60))))
     assert verify(hs_auth(), hs(payload(name="Zoë 山田\u200d", exp=float(now + 60), iat=now - 1.5))).name == "Zoë 山田\u200d"
+
+
+def test_every_time_claim_is_a_number_and_exp_is_required_also_when_called_directly() -> None:
+    assert str(refused(hs_auth(), hs(payload(iat="yesterday")))) == "invalid token: iat must be a number"
+    with pytest.raises(BadToken, match="invalid token: nbf must be a number"):
+        claims_from({**payload(), "nbf": True})
+    with pytest.raises(BadToken, match="^invalid token: exp$"):
+        claims_from({"sub": "alice", "role": "candidate", "aud": AUD})
+
+
+def test_an_authenticator_needs_an_algorithm() -> None:
+    with pytest.raises(ValueError, match="at least one algorithm"):
+        Authenticator(algorithms=(), audience=AUD, issuer=None, secret=SECRET)
