@@ -16,6 +16,7 @@ from .attempt import (
     Fetch,
     Flag,
     Goto,
+    Lost,
     Outcome,
     Pause,
     Refused,
@@ -30,6 +31,7 @@ from .attempt import (
     replay,
 )
 from .exam import Exam, ExamInvalid, Option, Question, parse_exam
+from .recovery import MAX_TICKET_LEN, Clock, clock_of, restore, seal, unseal
 from .scoring import (
     QuestionResult,
     Result,
@@ -52,8 +54,10 @@ __all__ = [
     # attempt
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
-    "Expire", "Pause", "Resume", "Extend", "Terminate",
+    "Expire", "Pause", "Resume", "Extend", "Terminate", "Lost",
     "Outcome", "apply", "replay", "progress",
+    # recovery (a lost attempt: tickets and what is put back)
+    "Clock", "clock_of", "seal", "unseal", "restore", "MAX_TICKET_LEN",
     # analysis
     "analyse",
 ]

@@ -12,6 +12,13 @@ States::
     active --Submit--> submitted        active --Expire--> expired
     ready/active/paused --Terminate--> terminated
 
+Loss (``Lost``, see ``engine.recovery``): when the store turns out to have lost
+acknowledged work of an attempt, the ids up to the highest one the client saw
+acknowledged count as used (``last_id`` rises to it), so a request that had
+been acknowledged is never applied a second time, and the loss is counted as
+one of the attempt's events.  Nothing else changes: what was lost comes back
+only as new requests, under the normal rules.
+
 Clock: ``deadline = started_at + duration_ms + extended_ms + paused_ms``,
 plus the running pause while paused.  Candidate writes (answer, flag, goto,
 submit) and a pause arriving after ``deadline + grace_ms`` are refused with
@@ -46,7 +53,7 @@ from .shuffle import question_order
 __all__ = [
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
-    "Expire", "Pause", "Resume", "Extend", "Terminate",
+    "Expire", "Pause", "Resume", "Extend", "Terminate", "Lost",
     "Outcome", "apply", "replay", "progress", "MAX_EXTEND_MS",
 ]
 
@@ -200,6 +207,14 @@ class Terminate:
 
 
 @dataclass(frozen=True, slots=True)
+class Lost:
+    """The store lost acknowledged work of the attempt; ``acked`` is the highest request id the
+    client saw acknowledged (0: none). A system command: it carries no request id of its own."""
+
+    acked: int
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """Result of an accepted command.  ``duplicate``: a repeat, nothing
     applied.  ``reply``: extra ack fields.  ``time_changed``: the clock's
@@ -236,6 +251,7 @@ _ACCEPTS: dict[type, dict[State, str | None]] = {
     Resume: {_P: None},
     Extend: {_R: None, _A: None, _P: None},
     Terminate: {_R: None, _A: None, _P: None},
+    Lost: {_R: None, _A: None, _P: None},
 }
 
 # Commands refused with time_up when ACTIVE and now > deadline + grace.
@@ -388,6 +404,12 @@ def apply(attempt: Attempt, exam: Exam, cmd: object, *, now: int, grace_ms: int)
         if not _is_int(ms) or not 1 <= ms <= MAX_EXTEND_MS:
             raise _refuse("bad_request", f"extension must be 1 to {MAX_EXTEND_MS} ms")
         return Outcome(_evolve(a, extended_ms=a.extended_ms + ms), time_changed=True)
+
+    if kind is Lost:
+        acked = cmd.acked  # type: ignore[attr-defined]
+        if not _is_int(acked) or acked < 0:
+            raise _refuse("bad_request", "acked must be a non-negative integer")
+        return Outcome(_evolve(a, last_id=max(a.last_id, acked), events=a.events + 1))
 
     # Terminate
     reason = cmd.reason  # type: ignore[attr-defined]

@@ -26,9 +26,11 @@ from handlers.live import Presence, Watches
 from handlers.stopping import stop_tasks
 from services.core import build_core
 from services.expiry import sweeper
+from services.metrics import Metrics, NodeMetrics, refresh_shared, watch_loop_lag
 from storage.results import StoreUnavailable
 
-from .settings import Settings, redacted_url
+from .exporter import serve_metrics
+from .settings import Settings
 
 log = logging.getLogger("examwire")
 
@@ -81,7 +83,8 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        ctx = build_context(settings)
+        # the node's metrics, in a registry of this app's own (services.metrics); metrics off: a recorder of nothing
+        ctx = build_context(settings, metrics=NodeMetrics() if settings.metrics else Metrics())
         redis, hub = ctx.redis, ctx.hub
         app.state.ctx = ctx
         app.state.children = children
@@ -94,6 +97,7 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
             asyncio.create_task(ctx.presence.run(), name="presence"),
             asyncio.create_task(ctx.watches.run(), name="watches"),
         ]
+        listener = await _metrics_tasks(ctx, settings, tasks)
         # give the store a moment so the first requests find its tables; the node serves attempts regardless
         await asyncio.wait({tasks[3]}, timeout=settings.store_timeout_ms / 1000 + 1)
         if reachable:  # else /healthz answers at once and /readyz says 503 until Redis is back
@@ -102,7 +106,7 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
                     await hub.subscribed.wait()
             except TimeoutError:
                 log.warning('{"event":"control_channel_slow"}')
-        ctx.event("node_started", redis=redacted_url(settings.redis_url))
+        ctx.event("node_started", redis=settings.redis_where)
         try:
             yield
         finally:
@@ -112,6 +116,8 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
             # waiting): stopped first, so that their sessions are released while Redis and the hub are up
             await stop_tasks(list(ctx.connections), timeout=2.0, what="connections")
             await stop_tasks(tasks, timeout=3.0, what="node background tasks")
+            if listener is not None:
+                listener.close()
             await ctx.core.aclose()
             ctx.event("node_stopped")
 
@@ -131,7 +137,28 @@ def create_app(settings: Settings, *, children: Children | None = None) -> Starl
         WebSocketRoute("/v1/exams/{exam_id}/attempt", candidate.endpoint),
         WebSocketRoute("/v1/exams/{exam_id}/proctor", proctor.endpoint),
     ]
+    if settings.metrics and not settings.metrics_port:  # else on a port of their own, or none
+        routes.append(Route("/metrics", http.metrics, methods=["GET"]))
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def _metrics_tasks(ctx: Context, settings: Settings, tasks: list[asyncio.Task[Any]]) -> asyncio.Server | None:
+    """With metrics on: the shared gauges' refresh and the loop-lag probe join ``tasks``; the metrics port's listener."""
+    metrics = ctx.core.metrics
+    if not metrics.enabled:
+        return None
+    tasks.append(asyncio.create_task(refresh_shared(ctx.redis, metrics, settings.metrics_refresh_ms / 1000), name="metrics-shared"))
+    tasks.append(asyncio.create_task(watch_loop_lag(metrics, settings.loop_lag_interval_ms / 1000), name="loop-lag"))
+    if not settings.metrics_port:
+        return None
+    try:
+        return await serve_metrics(settings.metrics_host, settings.metrics_port, metrics.render,
+                                   max_header_bytes=settings.max_header_bytes, header_timeout_s=settings.header_timeout_s,
+                                   send_timeout_s=settings.send_timeout_s)  # fmt: skip
+    except OSError as exc:  # the node serves candidates regardless; Prometheus will see this target down
+        log.error(json.dumps({"event": "metrics_listen_failed", "host": settings.metrics_host, "port": settings.metrics_port,
+                              "error": exc.strerror or str(exc)}))  # fmt: skip
+        return None
 
 
 REDIS_CHECK_S = 2.0
@@ -155,7 +182,7 @@ async def watch_redis(ctx: Context, reachable: bool) -> None:
     watches) stay quiet about connection errors, so an unreachable Redis is
     not a flood of their failures.
     """
-    url = redacted_url(ctx.settings.redis_url)
+    url = ctx.settings.redis_where
     down_since: float | None = None
     last_said = 0.0
     loop = asyncio.get_running_loop()

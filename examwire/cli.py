@@ -365,12 +365,61 @@ def _worker_settings(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def cmd_worker(args: argparse.Namespace) -> int:
-    from tasks.app import create_celery
+@contextlib.contextmanager
+def worker_metrics(settings: Settings) -> Iterator[Any]:
+    """A worker's ``WorkerMetrics`` and their exporter on ``EXAMWIRE_WORKER_METRICS_PORT`` (None: off or port 0).
 
+    Multiprocess mode (see ``services.metrics``): the pool's children write
+    their values to files in a directory made empty for this run, and the
+    exporter, a thread of this main process, sums them on every scrape.
+    ``prometheus_client`` chooses how it keeps values when it is first
+    imported, from ``PROMETHEUS_MULTIPROC_DIR``: so the directory is put in
+    this process's environment (which the forked children share) before
+    anything imports it, and removed when the worker stops. A port that cannot
+    be bound is logged (``metrics_listen_failed``) and the worker runs on
+    without its exporter: persisting results matters more.
+    """
+    if not (settings.metrics and settings.worker_metrics_port):
+        yield None
+        return
+    import shutil
+    import tempfile
+
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the worker's multiprocess directory was set")
+    path = tempfile.mkdtemp(prefix="examwire-worker-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    try:
+        from services.metrics import WorkerMetrics, start_worker_exporter
+
+        metrics = WorkerMetrics()
+        server = None
+        try:
+            server = start_worker_exporter(settings.metrics_host, settings.worker_metrics_port, path)
+        except OSError as exc:
+            logging.getLogger("examwire").error(json.dumps({
+                "event": "metrics_listen_failed", "host": settings.metrics_host, "port": settings.worker_metrics_port,
+                "error": exc.strerror or str(exc)}))  # fmt: skip
+        try:
+            yield metrics
+        finally:
+            if server is not None:
+                server.shutdown()
+                server.server_close()
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
     settings = _worker_settings(args)
     logs.configure()
-    app = create_celery(settings)
+    with worker_metrics(settings) as metrics:
+        from tasks.app import create_celery  # after worker_metrics: it imports prometheus_client
+
+        return _run_worker(args, settings, create_celery(settings, metrics=metrics))
+
+
+def _run_worker(args: argparse.Namespace, settings: Settings, app: Any) -> int:
     argv = [
         "--quiet",  # no banner: the process writes JSON log lines only
         "worker",
@@ -445,12 +494,12 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     from storage import outbox
     from storage.scripts import Scripts
 
-    from services.core import connect_redis
+    from services.core import redis_for
 
     settings = _status_settings(args)
 
     async def run() -> Any:
-        redis = connect_redis(settings.redis_url or "", max_connections=4)
+        redis = redis_for(settings, max_connections=4)
         try:
             if args.action == "dead":
                 return await outbox.dead_letters(redis, args.limit)
@@ -461,7 +510,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     try:
         done = asyncio.run(run())
     except (RedisError, OSError) as exc:
-        print(f"examwire: Redis unreachable at {redacted_url(settings.redis_url)}: {type(exc).__name__}", file=sys.stderr)
+        print(f"examwire: Redis unreachable at {settings.redis_where}: {type(exc).__name__}", file=sys.stderr)
         return 2
     if args.action == "dead":
         if args.json:

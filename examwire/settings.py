@@ -35,6 +35,18 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _sentinels(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """``host:port`` pairs, comma-separated (an IPv6 host in brackets: ``[::1]:26379``)."""
+    out = []
+    for part in _list(env, name):
+        host, sep, port = part.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise SettingsError(f"{name} must be comma-separated host:port pairs, got {part!r}")
+        out.append((host, int(port)))
+    return tuple(out)
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if raw == "":
@@ -84,7 +96,10 @@ class Settings:
     """Every knob of one engine node.
 
     ``redis_url`` None means embedded mode: the command line starts a private
-    Redis in ``data_dir`` and fills it in before the app is built.
+    Redis in ``data_dir`` and fills it in before the app is built. With
+    ``redis_sentinels`` the sentinels name the primary of
+    ``redis_sentinel_service``, and ``redis_url`` (``redis://`` when unset)
+    gives only the user, password, database and TLS of the connection.
     ``mongodb_url`` None means results go to SQLite in ``data_dir``.
     ``celery_broker_url`` None means the session Redis.
     """
@@ -111,6 +126,12 @@ class Settings:
     sweep_interval_ms: int = 250
     time_push_interval_s: float = 60.0
     redis_max_connections: int = 200
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "examwire"
+    redis_retry_ms: int = 10_000
+    redis_timeout_ms: int = 5000
+    redis_min_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
     sqlite_path: Path | None = None
     mongodb_database: str = "examwire"
     mongodb_write_concern: str | int = "majority"
@@ -127,6 +148,7 @@ class Settings:
     analysis_interval_s: int = 300
     presence_interval_ms: int = 5000
     proctor_update_ms: int = 250
+    max_watched_exams: int = 1000
     event_rate_per_s: float = 1.0
     event_burst: int = 10
     backlog: int = 4096
@@ -142,6 +164,12 @@ class Settings:
     beat_lock_ttl_s: int = 30
     child_restart_limit: int = 5
     gc_threshold: tuple[int, int, int] = DEFAULT_GC_THRESHOLD
+    metrics: bool = True
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 0
+    metrics_refresh_ms: int = 5000
+    loop_lag_interval_ms: int = 500
     #: the secret files ``from_env`` had to create in ``data_dir`` (embedded mode, first use of the dir)
     created_secrets: tuple[str, ...] = ()
     node_id: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -160,6 +188,22 @@ class Settings:
         redis_url = env.get("EXAMWIRE_REDIS_URL") or None
         if redis_url is not None and not redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError(f"EXAMWIRE_REDIS_URL must start with redis://, rediss:// or unix://, got {redacted_url(redis_url)!r}")
+        sentinels = _sentinels(env, "EXAMWIRE_REDIS_SENTINELS")
+        if sentinels:
+            if redis_url is not None and redis_url.startswith("unix://"):
+                raise SettingsError("EXAMWIRE_REDIS_URL cannot be a unix:// socket with EXAMWIRE_REDIS_SENTINELS")
+            redis_url = redis_url or "redis://"  # the sentinels name the host; the URL adds credentials, db, TLS
+        service = (env.get("EXAMWIRE_REDIS_SENTINEL_SERVICE") or "examwire").strip()
+        if not service or any(c.isspace() for c in service):
+            raise SettingsError(f"EXAMWIRE_REDIS_SENTINEL_SERVICE must be a name without spaces, got {service!r}")
+        redis_timeout_ms = _int(env, "EXAMWIRE_REDIS_TIMEOUT_MS", 5000, low=100, high=600_000)
+        min_replicas = _int(env, "EXAMWIRE_REDIS_MIN_REPLICAS", 0, low=0, high=100)
+        wait_timeout_ms = _int(env, "EXAMWIRE_REDIS_WAIT_TIMEOUT_MS", 1000, low=1, high=600_000)
+        if min_replicas and wait_timeout_ms >= redis_timeout_ms:
+            raise SettingsError(
+                f"EXAMWIRE_REDIS_WAIT_TIMEOUT_MS ({wait_timeout_ms}) must be below EXAMWIRE_REDIS_TIMEOUT_MS ({redis_timeout_ms}):"
+                " a WAIT holds its connection that long"
+            )
         jwks_url = env.get("EXAMWIRE_JWKS_URL") or None
         algorithms = _list(env, "EXAMWIRE_JWT_ALGORITHMS") or (("RS256",) if jwks_url else ("HS256",))
         allowed = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256"}
@@ -214,6 +258,12 @@ class Settings:
             time_push_interval_s=_int(env, "EXAMWIRE_TIME_PUSH_INTERVAL_MS", 60_000, low=100, high=600_000) / 1000,
             send_queue=_int(env, "EXAMWIRE_SEND_QUEUE", 256, low=4, high=100_000),
             redis_max_connections=_int(env, "EXAMWIRE_REDIS_MAX_CONNECTIONS", 200, low=4, high=10_000),
+            redis_sentinels=sentinels,
+            redis_sentinel_service=service,
+            redis_retry_ms=_int(env, "EXAMWIRE_REDIS_RETRY_MS", 10_000, low=0, high=600_000),
+            redis_timeout_ms=redis_timeout_ms,
+            redis_min_replicas=min_replicas,
+            redis_wait_timeout_ms=wait_timeout_ms,
             sqlite_path=Path(env["EXAMWIRE_SQLITE_PATH"]).expanduser().resolve() if env.get("EXAMWIRE_SQLITE_PATH") else None,
             mongodb_database=env.get("EXAMWIRE_MONGODB_DB") or "examwire",
             mongodb_write_concern=_write_concern(env.get("EXAMWIRE_MONGODB_WRITE_CONCERN") or "majority"),
@@ -230,6 +280,7 @@ class Settings:
             analysis_interval_s=_int(env, "EXAMWIRE_ANALYSIS_INTERVAL_S", 300, low=1, high=86_400),
             presence_interval_ms=_int(env, "EXAMWIRE_PRESENCE_INTERVAL_MS", 5000, low=50, high=10_000),
             proctor_update_ms=_int(env, "EXAMWIRE_PROCTOR_UPDATE_MS", 250, low=0, high=10_000),
+            max_watched_exams=_int(env, "EXAMWIRE_MAX_WATCHED_EXAMS", 1000, low=1, high=100_000),
             event_rate_per_s=_int(env, "EXAMWIRE_EVENT_RATE_PER_MIN", 60, low=1, high=60_000) / 60,
             event_burst=_int(env, "EXAMWIRE_EVENT_BURST", 10, low=1, high=10_000),
             backlog=_int(env, "EXAMWIRE_BACKLOG", 4096, low=64, high=65_535),
@@ -245,6 +296,12 @@ class Settings:
             beat_lock_ttl_s=_int(env, "EXAMWIRE_BEAT_LOCK_TTL_S", 30, low=2, high=3600),
             child_restart_limit=_int(env, "EXAMWIRE_CHILD_RESTART_LIMIT", 5, low=1, high=1000),
             gc_threshold=_gc_threshold(env.get("EXAMWIRE_GC_THRESHOLD")),
+            metrics=_bool(env, "EXAMWIRE_METRICS", True),
+            metrics_port=_int(env, "EXAMWIRE_METRICS_PORT", 0, low=0, high=65535),
+            metrics_host=(env.get("EXAMWIRE_METRICS_HOST") or "127.0.0.1").strip(),
+            worker_metrics_port=_int(env, "EXAMWIRE_WORKER_METRICS_PORT", 0, low=0, high=65535),
+            metrics_refresh_ms=_int(env, "EXAMWIRE_METRICS_REFRESH_MS", 5000, low=100, high=600_000),
+            loop_lag_interval_ms=_int(env, "EXAMWIRE_LOOP_LAG_INTERVAL_MS", 500, low=10, high=60_000),
             created_secrets=tuple(created),
         )
 
@@ -255,11 +312,26 @@ class Settings:
 
     @property
     def broker_url(self) -> str:
-        """The Celery broker and result backend: ``celery_broker_url``, else the session Redis."""
-        url = self.celery_broker_url or self.redis_url
-        if url is None:
+        """The Celery broker and result backend: ``celery_broker_url``, else the session Redis (through its sentinels)."""
+        if self.celery_broker_url:
+            return celery_url(self.celery_broker_url)
+        if self.redis_url is None:
             raise SettingsError("no Redis URL to use as the Celery broker")
-        return celery_url(url)
+        if self.redis_sentinels:
+            return sentinel_celery_url(self.redis_sentinels, self.redis_url)
+        return celery_url(self.redis_url)
+
+    @property
+    def broker_options(self) -> dict[str, object]:
+        """Celery's transport options of ``broker_url`` (and of the result backend): the sentinels' service name."""
+        return {"master_name": self.redis_sentinel_service} if self.broker_url.startswith("sentinel://") else {}
+
+    @property
+    def redis_where(self) -> str | None:
+        """Where the session Redis is, for logs and status (no password)."""
+        if self.redis_sentinels:
+            return f"sentinel service {self.redis_sentinel_service!r} at " + ",".join(f"{h}:{p}" for h, p in self.redis_sentinels)
+        return redacted_url(self.redis_url)
 
     @property
     def results_path(self) -> Path:
@@ -291,6 +363,22 @@ def celery_url(redis_url: str) -> str:
     if redis_url.startswith("unix://"):
         return "redis+socket://" + redis_url[len("unix://"):]
     return redis_url
+
+
+def sentinel_celery_url(sentinels: tuple[tuple[str, int], ...], redis_url: str) -> str:
+    """Celery's (kombu's) URL of a Redis behind sentinels: ``sentinel://[:password@]host:port/db``, ``;``-separated.
+
+    The password and database come from ``redis_url``; the service name goes
+    in the transport option ``master_name`` (``Settings.broker_options``).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redis_url)
+    auth = ""
+    if parts.password is not None:
+        auth = f"{parts.username or ''}:{parts.password}@"
+    db = parts.path.lstrip("/") or "0"
+    return ";".join(f"sentinel://{auth}{f'[{h}]' if ':' in h else h}:{p}/{db}" for h, p in sentinels)
 
 
 def redacted_url(url: str | None) -> str | None:

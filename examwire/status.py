@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 from storage import health, keys
 from storage.results import StoreUnavailable
 
-from .settings import Settings, redacted_url
+from .settings import Settings
 
 OK, DEGRADED, UNREACHABLE = 0, 1, 2
 PING_TIMEOUT_S = 1.5
@@ -87,6 +87,8 @@ class Report:
         lines.append(f"  outbox         {f.outbox} waiting, {f.pending} pending, {oldest}")
         retry = "  (requeue with `examwire outbox retry-dead` once the cause is fixed)" if f.dead else ""
         lines.append(f"  dead letters   {f.dead}{retry}")
+        if f.lost:
+            lines.append(f"  lost attempts  {f.lost} found without acknowledged work (`attempt_lost` in the node logs)")
         beats = ", ".join(f"{n} ({a / 1000:.1f} s ago)" for n, a in f.worker_ages_ms().items()) or "none"
         lines.append(f"  workers        {len(self.pinged)} answered ping; heartbeats: {beats}")
         if f.beat_holder:
@@ -109,16 +111,16 @@ class Report:
 
 
 def _connect(settings: Settings) -> Any:
-    from services.core import connect_redis
+    from services.core import redis_for
 
-    return connect_redis(settings.redis_url or "", max_connections=4)
+    return redis_for(settings, max_connections=4)
 
 
 async def gather(settings: Settings) -> Report:
     """Every fact of the report; Redis unreachable is a report too (code 2), never an exception."""
     from services.core import build_results
 
-    report = Report(redis_url=redacted_url(settings.redis_url))
+    report = Report(redis_url=settings.redis_where)
     redis = _connect(settings)
     try:
         try:
@@ -143,6 +145,11 @@ async def gather(settings: Settings) -> Report:
     report.problems += facts.problems(worker_stale_ms=settings.worker_stale_s * 1000, outbox_stale_ms=settings.outbox_stale_s * 1000)
     if facts.dead:
         report.problems.append(f"{facts.dead} dead-lettered result(s) never reached the store (`examwire outbox dead` lists them)")
+    if facts.lost:
+        report.warnings.append(
+            f"{facts.lost} attempt(s) had lost acknowledged work since Redis last lost its data "
+            "(`attempt_lost` error lines in the engine logs name them)"
+        )
     if not report.aof_enabled:
         report.warnings.append("Redis AOF is off: a Redis restart loses acknowledged answers")
     elif report.aof_last_write != "ok":

@@ -29,9 +29,9 @@ from protocol import (
     parse_request,
 )
 from protocol import candidate as wire
-from services import commits
+from services import commits, losses
 from services.expiry import expire
-from storage.attempts import Snapshot, attempt_id, from_record
+from storage.attempts import Snapshot, attempt_id, claims_base, from_record
 
 from .auth import Claims
 from .ratelimit import Bucket
@@ -58,6 +58,7 @@ class CandidateSession:
         self.archived = False  # served from the results store: final and read-only
         self.claim = 0  # the number of this connection's claim of the attempt (claim.lua), once made
         self.held = False  # counted in this node's presence
+        self.lost = False  # the store had lost acknowledged work of the attempt (told in ``welcome.lost``)
         s = ctx.settings
         self.events = Bucket.full(s.event_rate_per_s, s.event_burst, 1e9, conn.loop_time())
 
@@ -70,6 +71,10 @@ class CandidateSession:
         if not is_exam_id(self.exam_id):
             raise Disconnect(CloseCode.NO_EXAM, "no such exam")
         aid = attempt_id(ctx.secret, self.exam_id, claims.sub)
+        hello = conn.hello
+        ev = losses.evidence(ctx.secret, aid, hello.acked if hello else None, hello.ticket if hello else None)
+        loss: tuple[str, int, str] | None = None  # (kind, last_id found, how the clock was set)
+        exam: Exam | None = None
         snap = await ctx.attempts.load(aid)
         if snap is None:
             # a persisted attempt whose Redis keys expired: the store has it; never start afresh
@@ -77,16 +82,30 @@ class CandidateSession:
             if record is not None:
                 snap = from_record(record)
                 self.archived = True
+        if snap is None and ev.highest > 0:
+            # Redis has no such attempt, the results store neither, and the client had acks: a loss
+            restored = await losses.restore(ctx.core, attempt_id=aid, exam_id=self.exam_id, user=claims.sub,
+                                            name=claims.name, ev=ev)  # fmt: skip
+            if restored is None:
+                raise Disconnect(CloseCode.NO_EXAM, "no such exam")
+            exam, snap = restored.exam, restored.snap
+            if snap is not None:
+                loss = ("missing", 0, restored.clock)
+            else:  # another connection put it back first: what it wrote is judged below
+                snap = await ctx.attempts.load(aid)
+                exam = None
+                if snap is None:  # never a fresh attempt for a client that had acks
+                    raise Disconnect(CloseCode.INTERNAL, "attempt vanished")
         if snap is None:
             exam = await ctx.exams.current(self.exam_id)
             if exam is None:
                 raise Disconnect(CloseCode.NO_EXAM, "no such exam")
             seed = engine.derive_seed(ctx.secret, self.exam_id, claims.sub)
             fresh = engine.new_attempt(id=aid, exam=exam, user=claims.sub, name=claims.name, seed=seed, now=ctx.clock())
-            await ctx.attempts.create(fresh)
+            await ctx.attempts.create(fresh, claims_from=claims_base(ctx.clock()))
             snap = await ctx.attempts.load(aid)
             assert snap is not None
-        else:
+        elif exam is None or exam.version != snap.attempt.exam_version:
             exam = await ctx.exams.get(self.exam_id, snap.attempt.exam_version)
             if exam is None:
                 raise Disconnect(CloseCode.NO_EXAM, "this exam version no longer exists")
@@ -109,6 +128,16 @@ class CandidateSession:
             now = ctx.clock()
             await ctx.live.present(self.exam_id, aid, now, snap.ver, engine.progress(snap.attempt, exam.total, now, snap.result),
                                    claim=self.claim)
+            # as of the claim no other connection writes: a live attempt behind what the client saw acknowledged
+            # lost writes (a failover, a restart that kept an older copy). A final one is not judged: a review
+            # fetch after the end is acknowledged without being recorded.
+            if loss is None and snap.attempt.state not in FINAL and ev.highest > snap.attempt.last_id:
+                loss = ("behind", snap.attempt.last_id, "kept")
+            if loss is not None:
+                kind, found, how = loss
+                self.lost = True
+                snap = self.snap = await losses.report(ctx.core, snap, exam, ev, kind=kind, found=found, clock=how,
+                                                       fields=dict(conn.log_fields))  # fmt: skip
         ctx.event("connect", encoding=conn.encoding.name.lower() if conn.encoding else None, **conn.log_fields)
         await self._expire_if_due()
         await self._welcome()
@@ -136,6 +165,8 @@ class CandidateSession:
                 answers=dict(a.answers),
                 flags=sorted(a.flags),
                 index=a.index,
+                ticket=self._ticket(now),
+                lost=self.lost,
             ).to_wire()
         )
         if a.state in (State.ACTIVE, State.PAUSED):
@@ -303,7 +334,14 @@ class CandidateSession:
 
     async def _send_time(self, now: int) -> None:
         a = self.snap.attempt  # type: ignore[union-attr]
-        await self.conn.send(Time(now, a.deadline(now), a.remaining_ms(now), a.state.value).to_wire())
+        await self.conn.send(Time(now, a.deadline(now), a.remaining_ms(now), a.state.value, self._ticket(now)).to_wire())
+
+    def _ticket(self, now: int) -> str | None:
+        """The attempt's clock, signed, for the client to send back in ``hello`` (none once final)."""
+        if self.archived or self.snap is None:
+            return None
+        clock = engine.clock_of(self.snap.attempt, now)
+        return None if clock is None else engine.seal(self.ctx.secret, clock)
 
     async def _send_result(self) -> None:
         if self.exam is not None and self.exam.show_result and self.snap is not None and self.snap.result:

@@ -10,7 +10,11 @@ dropped and the client resumes on reconnect.
 
 This module is the one place where the two error families reach the wire:
 ``RequestError`` becomes an ``error`` message and the connection lives on;
-``Disconnect`` becomes a close code.
+``Disconnect`` becomes a close code. So do the session store's failures: a
+request that Redis could not take (after the client's own retries, see
+``services.core.BoundedRetry``) or whose write too few replicas confirmed
+(``NotReplicated``) is answered ``internal`` (not acknowledged: retry);
+during ``hello`` the first closes with 1011 and the second with 1013.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from typing import Any, Awaitable, Callable, Mapping, Protocol
 
 from redis.exceptions import RedisError
@@ -37,6 +42,7 @@ from protocol import (
     valid_id,
 )
 from storage.results import StoreUnavailable
+from storage.scripts import NotReplicated
 
 from .auth import BadToken, Claims, bearer, origin_allowed
 from .context import Context
@@ -65,25 +71,31 @@ class Session(Protocol):
         ...
 
 
-def endpoint(session: Callable[[Context, "Connection", str], Session]) -> Callable[[WebSocket], Awaitable[None]]:
-    """The WebSocket endpoint of one kind of session (``GET /v1/exams/{exam_id}/...``)."""
+def endpoint(session: Callable[[Context, "Connection", str], Session], *, role: str | None = None) -> Callable[[WebSocket], Awaitable[None]]:
+    """The WebSocket endpoint of one kind of session (``GET /v1/exams/{exam_id}/...``).
+
+    ``role`` labels its connections' metrics; by default the session class's
+    name without ``Session`` (``CandidateSession``: ``candidate``).
+    """
+    role = role or getattr(session, "__name__", "").removesuffix("Session").lower() or "candidate"
 
     async def serve(ws: WebSocket) -> None:
         ctx: Context = ws.app.state.ctx
-        conn = Connection(ctx, ws)
+        conn = Connection(ctx, ws, role=role)
         await conn.run(session(ctx, conn, ws.path_params["exam_id"]))
 
     return serve
 
 
 class _Gone(Exception):
-    """The client closed the connection."""
+    """The client closed the connection (``args[0]``: its close code, when the server knows it)."""
 
 
 class Connection:
-    def __init__(self, ctx: Context, ws: WebSocket) -> None:
+    def __init__(self, ctx: Context, ws: WebSocket, *, role: str = "candidate") -> None:
         self.ctx = ctx
         self.ws = ws
+        self.role = role
         self.conn_id = secrets.token_hex(8)
         s = ctx.settings
         self.inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=s.send_queue)
@@ -96,6 +108,19 @@ class Connection:
         self._slow = False
         self._timer: asyncio.TimerHandle | None = None
         self.log_fields: dict[str, Any] = {"conn": self.conn_id}
+        #: the client's ``hello``, once it parsed (a candidate session reads ``acked`` and ``ticket``)
+        self.hello: Hello | None = None
+        # metrics (services.metrics): the request being handled, until its reply (ack or error) is written
+        self._metrics = ctx.core.metrics
+        self._metered = self._metrics.enabled
+        self._session: Session | None = None
+        self._read_at: float | None = None  # when the request's frame came off the socket (perf_counter)
+        self._kind = ""  # its type
+
+    def attempt_state(self) -> str | None:
+        """The state of the attempt this connection's session holds (a candidate's), for ``examwire_attempts_live``."""
+        snap = getattr(self._session, "snap", None)
+        return snap.attempt.state.value if snap is not None else None
 
     def loop_time(self) -> float:
         """The event loop's monotonic clock (seconds), for budgets."""
@@ -127,9 +152,19 @@ class Connection:
 
     async def send(self, message: Mapping[str, Any]) -> None:
         await self._send(encode(message, self.encoding or Encoding.JSON))
+        if self._read_at is not None and message.get("t") == "ack":  # the request's ack is written: count it
+            dup = message.get("dup") is True
+            if self._kind == "answer":
+                self._metrics.answer_acked(time.perf_counter() - self._read_at, dup)
+            else:
+                self._metrics.request(self._kind, "duplicate" if dup else "applied")
+            self._read_at = None
 
     async def send_error(self, err: RequestError, encoding: Encoding | None = None) -> None:
         await self._send(encode(error_message(err), encoding or self.encoding or Encoding.JSON))
+        if self._read_at is not None:  # the request is refused
+            self._read_at = None
+            self._metrics.request(self._kind, "refused", err.code.value)
 
     async def _send(self, data: str | bytes) -> None:
         """Send one frame; a client that is gone (it dropped mid-request) raises ``_Gone``, not an error."""
@@ -155,8 +190,11 @@ class Connection:
         assert task is not None
         ctx.connections.add(task)
         task.add_done_callback(ctx.connections.discard)
+        metrics, metered = self._metrics, self._metered
+        self._session = session
+        metrics.track(self)
         reader = asyncio.create_task(self._read())
-        opened = False
+        opened = welcomed = False
         close_code: int | None = None
         try:
             try:
@@ -164,20 +202,29 @@ class Connection:
                 self.log_fields["user"] = claims.sub
                 opened = True
                 await session.open(self, claims)
+                welcomed = True
+                metrics.hello(self.role, "ok")
                 while True:
                     item = await self.inbox.get()
                     if item[0] == "frame":
-                        await self._frame(session, item[1])
+                        await self._frame(session, item[1], item[2])
                     elif item[0] == "closed":
                         close_code = item[1]
                         break
                     else:
+                        if metered and item[0] == "updates":  # a proctor's share of its watch's flush
+                            metrics.proctor_updates(len(item[1]))
                         await session.push(item)
             except Disconnect as exc:
                 close_code = int(exc.code)
                 await self._close(exc.code, exc.reason)
-            except _Gone:
-                close_code = close_code or 1006  # the client went away without a close frame
+            except _Gone as gone:
+                # the close code uvicorn reported (1009: a frame too large), else: went away without a close frame
+                close_code = close_code or (gone.args[0] if gone.args and gone.args[0] else None) or self._closed_with() or 1006
+            except NotReplicated:  # before RedisError, which it is: nothing failed, the replicas are late or gone
+                log.warning('{"event":"not_replicated","where":"connection"}')
+                close_code = int(CloseCode.TRY_AGAIN)
+                await self._close(CloseCode.TRY_AGAIN, "session store replicas unavailable; retry shortly")
             except RedisError:
                 log.exception("session store error")
                 close_code = int(CloseCode.INTERNAL)
@@ -200,6 +247,9 @@ class Connection:
             reader.cancel()
             if self._timer is not None:
                 self._timer.cancel()
+            metrics.untrack(self)
+            if metered:
+                self._count_close(welcomed, close_code)
             if opened:
                 try:
                     await asyncio.shield(session.close())
@@ -209,14 +259,33 @@ class Connection:
                     log.exception("internal error closing the session")
             ctx.event("disconnect", code=close_code, slow=self._slow, **self.log_fields)
 
+    def _closed_with(self) -> int | None:
+        """The close code the reader has queued already, if it has (a send that failed found the socket closed)."""
+        while not self.inbox.empty():
+            item = self.inbox.get_nowait()
+            if item[0] == "closed":
+                return item[1]
+        return None
+
+    def _count_close(self, welcomed: bool, code: int | None) -> None:
+        m, role = self._metrics, self.role
+        if not welcomed and code is not None:  # refused before its welcome (or gone: 1006)
+            m.hello(role, str(code))
+        m.closed(role, code)
+        if code == CloseCode.TOO_BIG:
+            m.frame_too_large(role)
+        if self._slow:
+            m.slow_client(role)
+
     async def _read(self) -> None:
+        clock = time.perf_counter
         try:
             while True:
                 msg = await self.ws.receive()
                 kind = msg["type"]
                 if kind == "websocket.receive":
                     data = msg.get("text")
-                    await self.inbox.put(("frame", data if data is not None else msg.get("bytes", b"")))
+                    await self.inbox.put(("frame", data if data is not None else msg.get("bytes", b""), clock()))
                 elif kind == "websocket.disconnect":
                     await self.inbox.put(("closed", msg.get("code")))
                     return
@@ -237,7 +306,7 @@ class Connection:
                 while True:
                     item = await self.inbox.get()
                     if item[0] == "closed":
-                        raise _Gone
+                        raise _Gone(item[1])
                     if item[0] != "frame":
                         continue
                     data = item[1]
@@ -257,6 +326,7 @@ class Connection:
         except RequestError:
             raise Disconnect(CloseCode.BAD_TOKEN, "malformed hello") from None
         assert isinstance(hello, Hello)
+        self.hello = hello
         if hello.v != 1:
             raise Disconnect(CloseCode.UNSUPPORTED_VERSION, "unsupported protocol version")
         token = hello.token or bearer(self.ws.headers)
@@ -271,23 +341,37 @@ class Connection:
         try:
             message, _ = decode(data)
         except RequestError:
+            if self._metered:
+                self._metrics.bad_frame(self.role)
             if self._bad.take(self._loop.time()) is not True:
                 raise Disconnect(CloseCode.POLICY, "too many bad frames") from None
             raise
         return message
 
-    async def _frame(self, session: Session, data: str | bytes) -> None:
+    async def _frame(self, session: Session, data: str | bytes, read_at: float) -> None:
         verdict = self._rate.take(self._loop.time())
+        metered = self._metered
         if verdict is None:
+            if metered:
+                self._metrics.rate_limited(self.role, True)
             raise Disconnect(CloseCode.POLICY, "rate limit exceeded")
+        kind: Any = None
         try:
             message = self._decode(data)
+            kind = message.get("t")
             if verdict is False:
                 raise RequestError(ErrorCode.RATE_LIMITED, "too many messages; slow down", valid_id(message))
+            if metered:
+                self._read_at, self._kind = read_at, kind if type(kind) is str else "other"
             try:
                 await session.request(message)
             except (RequestError, Disconnect, _Gone):
                 raise
+            except NotReplicated:  # written, but not confirmed by enough replicas: not acknowledged
+                log.warning('{"event":"not_replicated","where":"request"}')
+                raise RequestError(
+                    ErrorCode.INTERNAL, "not yet on enough replicas; retry", valid_id(message)
+                ) from None
             except RedisError:
                 log.exception("session store error")
                 raise RequestError(
@@ -299,5 +383,14 @@ class Connection:
                 log.exception("internal error handling %s", message.get("t"))
                 raise RequestError(ErrorCode.INTERNAL, "internal error", valid_id(message)) from None
         except RequestError as err:
-            await self.send_error(err)
+            if metered:
+                if self._read_at is None:  # refused before it was taken (a bad frame, the rate limit)
+                    self._metrics.request(kind if type(kind) is str else "other", "refused", err.code.value)
+                if err.code is ErrorCode.RATE_LIMITED:
+                    self._metrics.rate_limited(self.role, False)
+            await self.send_error(err)  # counts a taken request as refused
+            return
+        if metered and self._read_at is not None:  # answered without an ack or an error (a ping's pong)
+            self._read_at = None
+            self._metrics.request(self._kind, "applied")
 

@@ -45,6 +45,13 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def metrics(request: Request) -> Response:
+    """``GET /metrics``: the node's Prometheus metrics (text exposition). Not for the public: the shipped nginx denies it."""
+    ctx: Context = request.app.state.ctx
+    body, content_type = ctx.core.metrics.render()
+    return Response(body, media_type=content_type)
+
+
 async def readyz(request: Request) -> Response:
     """Ready while Redis answers; says whether finished attempts are reaching the results store.
 

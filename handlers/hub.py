@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from storage import keys
+from storage.live import raw_client
 
 log = logging.getLogger("examwire.hub")
 
@@ -118,30 +120,46 @@ class Hub:
                 conn.deliver(("superseded",))
 
     async def run(self) -> None:
-        """Subscribe and dispatch until cancelled, resubscribing after Redis errors."""
-        backoff = 0.1
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as ps:
-                    await ps.subscribe(keys.CONTROL)
-                    if self.subscribed.is_set():
-                        for conn in self.connections():
-                            conn.deliver(("changed", 0))
-                    self.subscribed.set()
-                    backoff = 0.1
-                    async for msg in ps.listen():
-                        if msg.get("type") != "message":
-                            continue
-                        try:
-                            data = json.loads(msg["data"])
-                        except (TypeError, ValueError):
-                            continue
-                        if isinstance(data, dict):
-                            self.dispatch(data)
-            except asyncio.CancelledError:
-                raise
-            except (RedisError, OSError) as exc:
-                if self.subscribed.is_set() and backoff == 0.1:  # once per loss; an unreachable Redis is reported by the node's Redis watch
-                    log.warning(json.dumps({"event": "control_channel_lost", "error": type(exc).__name__}))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        """Subscribe and dispatch until cancelled, subscribing again after a lost connection.
+
+        The subscription has a connection of its own that redis-py never
+        reconnects behind our back (``storage.live.raw_client``): messages
+        published while it was down are lost, so once Redis confirms the new
+        subscription every local connection reloads its attempt. Tries again
+        after 0.1 s, doubling to at most 2 s, with jitter (nodes that lost
+        Redis together do not come back in step).
+        """
+        client = raw_client(self._redis, max_connections=2)
+        failures = 0
+        try:
+            while True:
+                try:
+                    async with client.pubsub() as ps:
+                        await ps.subscribe(keys.CONTROL)
+                        async for msg in ps.listen():
+                            kind = msg.get("type")
+                            if kind == "subscribe":  # in place: whatever was published before it is not coming
+                                if self.subscribed.is_set():
+                                    for conn in self.connections():
+                                        conn.deliver(("changed", 0))
+                                self.subscribed.set()
+                                failures = 0
+                                continue
+                            if kind != "message":
+                                continue
+                            try:
+                                data = json.loads(msg["data"])
+                            except (TypeError, ValueError):
+                                continue
+                            if isinstance(data, dict):
+                                self.dispatch(data)
+                except asyncio.CancelledError:
+                    raise
+                except (RedisError, OSError) as exc:
+                    if self.subscribed.is_set() and failures == 0:  # once per loss; an unreachable Redis is reported by the node's Redis watch
+                        log.warning(json.dumps({"event": "control_channel_lost", "error": type(exc).__name__}))
+                    failures += 1
+                    delay = min(2.0, 0.1 * 2 ** (failures - 1))
+                    await asyncio.sleep(delay / 2 + random.uniform(0, delay / 2))
+        finally:
+            await client.aclose()

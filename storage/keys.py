@@ -17,6 +17,10 @@ DEADLINES = f"{PREFIX}:{{deadlines}}"
 #: Pub/sub channel carrying attempt control notifications to every node.
 CONTROL = f"{PREFIX}:control"
 
+#: A counter written (``INCR``) only so that a connection has a write of its own
+#: for ``WAIT`` to wait for: ``RedisAttempts.confirm`` before a repeat is acknowledged.
+SYNC = f"{PREFIX}:{{sync}}"
+
 #: Stream of final results waiting to be persisted (the outbox). Appended by
 #: ``commit.lua`` in the script that ends an attempt; drained by the Celery
 #: ``drain`` task through the consumer group ``OUTBOX_GROUP``. Entries:
@@ -43,6 +47,13 @@ BEATS = f"{PREFIX}:{{health}}:beats"
 #: String with a time to live: the name of the one beat allowed to schedule
 #: (``beat_lock.lua`` takes and renews it, ``beat_unlock.lua`` releases it).
 BEAT_LOCK = f"{PREFIX}:{{health}}:beat"
+
+#: Counter (INCR): attempts found to have lost acknowledged work (Redis restarted without its
+#: data, a failover that missed writes), one per detection (docs/protocol.md, "Loss is
+#: detected, never silent"). Read by ``/readyz`` and ``examwire status`` as ``attempts_lost``.
+#: It lives in Redis, so a later loss of Redis's data resets it: the ``attempt_lost`` error
+#: log lines are the record.
+ATTEMPTS_LOST = f"{PREFIX}:{{health}}:attempts_lost"
 
 
 def attempt(attempt_id: str) -> str:

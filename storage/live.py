@@ -2,9 +2,9 @@
 
 Every commit of an attempt publishes the attempt's progress summary on its
 exam's live channel (``commit.lua``); the connection scripts here publish
-presence. A node with proctors watching an exam subscribes to that one
-channel, so the feed crosses engine nodes and costs nothing for exams nobody
-watches.
+presence. A node with proctors watching exams subscribes to those exams'
+channels, all on one pub/sub connection (``handlers.live.Feed``), so the feed
+crosses engine nodes and costs nothing for exams nobody watches.
 
 Presence is heartbeats with expiry, not close events alone: a node that dies
 stops beating, and whichever node watches the exam reaps its attempts once
@@ -14,7 +14,7 @@ Live messages are MessagePack maps: ``a`` (attempt id) and any of ``v`` +
 ``s`` (version and summary after a commit), ``c`` (connected) and ``e`` (a
 candidate event ``{kind, detail, at}``). MessagePack, not JSON: every commit
 publishes one, and encoding it is on the answer path (JSON cost five times
-as much there). Subscribers read the channel on a connection that does not
+as much there). Subscribers read the channels on a connection that does not
 decode responses to text (``subscribe``).
 """
 
@@ -25,6 +25,9 @@ from typing import Any, Mapping, Protocol
 import msgpack
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import SentinelConnectionPool
+from redis.backoff import NoBackoff
 
 from . import keys
 from .scripts import Scripts
@@ -41,7 +44,7 @@ class LiveStore(Protocol):
     async def roster(self, exam_id: str) -> list[str]: ...
     async def presence(self, exam_id: str) -> dict[str, int]: ...
     async def last_seen(self, exam_id: str, attempt_id: str) -> int | None: ...
-    def subscribe(self) -> PubSub: ...
+    def subscribe(self, *, confirmations: bool = False) -> PubSub: ...
     async def aclose(self) -> None: ...
 
 
@@ -64,11 +67,28 @@ def parse_message(data: Any) -> dict[str, Any] | None:
 
 
 def raw_client(redis: Redis, max_connections: int = 64) -> Redis:
-    """A client on its own pool to the same server as ``redis`` whose replies stay bytes."""
+    """A client for subscribers, on its own pool to the same server as ``redis``, whose replies stay bytes.
+
+    Behind sentinels it asks them for the primary as ``redis`` does (same
+    pool class, service and ``Sentinel``). Its connections never retry inside
+    redis-py: a subscriber must see a lost connection (messages published
+    meanwhile are gone) to subscribe again and reload, rather than be
+    resubscribed silently.
+    """
     pool = redis.connection_pool
-    kwargs = {**pool.connection_kwargs, "decode_responses": False}
-    return Redis.from_pool(BlockingConnectionPool(connection_class=pool.connection_class,
-                                                  max_connections=max_connections, timeout=10, **kwargs))
+    kwargs = {k: v for k, v in pool.connection_kwargs.items() if k not in ("connection_pool", "retry")}
+    kwargs.update(connection_class=pool.connection_class, decode_responses=False, retry=Retry(NoBackoff(), 0))
+    if isinstance(pool, SentinelConnectionPool):
+        new = type(pool)(pool.service_name, pool.sentinel_manager, is_master=True, max_connections=max_connections,
+                         timeout=10, **kwargs)  # fmt: skip
+    else:
+        new = BlockingConnectionPool(max_connections=max_connections, timeout=10, **kwargs)
+    return Redis.from_pool(new)
+
+
+#: Pub/sub connections of one process's subscribers: an engine node's feed holds one (``handlers.live.Feed``),
+#: whatever the number of exams it watches; the spare is for a new connection while a lost one is let go.
+_SUBSCRIBERS = 2
 
 
 class RedisLive:
@@ -125,14 +145,17 @@ class RedisLive:
         score = await self._redis.zscore(keys.presence(exam_id), attempt_id)
         return None if score is None else int(score)
 
-    def subscribe(self) -> PubSub:
-        """A pub/sub connection of its own (the caller subscribes to ``keys.live(exam)`` and closes it).
+    def subscribe(self, *, confirmations: bool = False) -> PubSub:
+        """A pub/sub connection of its own (the caller subscribes to ``keys.live(exam)`` channels and closes it).
 
-        Its messages' ``data`` are bytes, for ``parse_message``.
+        Its messages' ``data`` are bytes, for ``parse_message``. With
+        ``confirmations`` it also yields Redis's ``subscribe``/``unsubscribe``
+        replies, which say when a subscription is in place. An engine node
+        holds one of these for all the exams it watches (``handlers.live.Feed``).
         """
         if self._feed is None:
-            self._feed = raw_client(self._redis)
-        return self._feed.pubsub(ignore_subscribe_messages=True)
+            self._feed = raw_client(self._redis, max_connections=_SUBSCRIBERS)
+        return self._feed.pubsub(ignore_subscribe_messages=not confirmations)
 
     async def aclose(self) -> None:
         """Close the subscribers' pool (the shared client is the caller's)."""

@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -71,8 +71,16 @@ def _event(entry: dict[str, Any]) -> dict[str, Any]:
     return {k: (json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v) for k, v in entry.items()}
 
 
+class Observer(Protocol):
+    """What a drain reports as it goes (``services.metrics.WorkerMetrics`` records it)."""
+
+    def store_write(self, seconds: float, records: int) -> None: ...
+
+    def dead_lettered(self, count: int) -> None: ...
+
+
 class Outbox:
-    """One consumer of the outbox stream (one per worker process)."""
+    """One consumer of the outbox stream (one per worker process); ``observer`` is told of each store write and dead letter."""
 
     def __init__(
         self,
@@ -87,6 +95,7 @@ class Outbox:
         max_deliveries: int = 50,
         persisted_ttl_ms: int = 3_600_000,
         clock: Callable[[], int] = _now_ms,
+        observer: Observer | None = None,
     ) -> None:
         self._redis = redis
         self._s = scripts
@@ -98,6 +107,7 @@ class Outbox:
         self._max_deliveries = max_deliveries
         self._ttl_ms = persisted_ttl_ms
         self._clock = clock
+        self._observer = observer
         self._grouped = False
 
     def backoff_ms(self, deliveries: int) -> int:
@@ -185,9 +195,17 @@ class Outbox:
         return list(reply[0][1]) if reply else []
 
     async def _regroup(self, exc: ResponseError, empty: list[Entry]) -> list[Entry]:
-        """The group vanished (Redis flushed or restored): recreate it on the next call."""
+        """The group vanished (Redis flushed or restored): recreate it on the next call.
+
+        The group was there (this consumer made or found it): so Redis lost
+        data, and with it perhaps final records not yet persisted. Said as an
+        error, never silently (docs/protocol.md, "Loss is detected, never silent").
+        """
         if "NOGROUP" not in str(exc):
             raise exc
+        if self._grouped:
+            log.error(json.dumps({"event": "outbox_lost", "consumer": self.consumer,
+                                  "detail": "the outbox's consumer group vanished: Redis lost data; final records not yet persisted may be gone"}))
         self._grouped = False
         await self._ensure_group()
         return empty
@@ -202,7 +220,7 @@ class Outbox:
                 bad.append(((entry_id, fields), f"malformed entry: {exc}"))
                 continue
             records[entry_id] = (record["attempt"], record)
-        rejected = await self._store.put_results([r for _, r in records.values()]) if records else {}
+        rejected = await self._put([r for _, r in records.values()]) if records else {}
         written = [(eid, aid) for eid, (aid, _) in records.items() if aid not in rejected]
         now = self._clock()
         await asyncio.gather(*(self._s.persisted(keys=list(keys.attempt_keys(aid)), args=[self._ttl_ms, now]) for _, aid in written))
@@ -220,8 +238,18 @@ class Outbox:
                 await pipe.execute()
         return DrainStats(written=len(written), rejected=len(bad), retried=len(entries) if retried else 0)
 
+    async def _put(self, records: list[dict[str, Any]]) -> dict[str, str]:
+        """Write ``records`` to the store (timed for the observer); the ones it rejected for good, with why."""
+        t0 = time.perf_counter()
+        rejected = await self._store.put_results(records)
+        if self._observer is not None:
+            self._observer.store_write(time.perf_counter() - t0, len(records))
+        return rejected
+
     async def _dead(self, entries: list[Entry], reason: str) -> None:
         """Move entries the store will never take to the dead-letter stream, loudly."""
+        if self._observer is not None:
+            self._observer.dead_lettered(len(entries))
         for entry_id, fields in entries:
             log.error(json.dumps({"event": "outbox_dead", "entry": entry_id, "attempt": fields.get("attempt"), "reason": reason}))
             async with self._redis.pipeline(transaction=True) as pipe:

@@ -1,4 +1,4 @@
-"""The Celery app factory: broker and backend on Redis, the tasks, and beat's schedule.
+"""The Celery app factory: broker and backend on Redis (directly or through its sentinels), the tasks, and beat's schedule.
 
 ``create_celery(settings)`` builds a fresh app (no module-level app); the
 ``examwire worker`` and ``examwire beat`` commands run it. Workers write
@@ -18,10 +18,12 @@ Tasks:
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from celery import Celery
 
+from services.metrics import Metrics
 from storage.results import StoreUnavailable
 
 from . import jobs
@@ -29,9 +31,13 @@ from .health import heartbeat_step, locked_scheduler
 from .runtime import Resources, Runtime, WorkerSettings
 
 
-def create_celery(settings: WorkerSettings) -> Celery:
+def create_celery(settings: WorkerSettings, *, metrics: Metrics | None = None) -> Celery:
+    """The Celery app of ``settings``; ``metrics`` records what its tasks do (``services.metrics.WorkerMetrics``)."""
     broker = settings.broker_url
     app = Celery("examwire", broker=broker, backend=broker, set_as_current=False)
+    if settings.broker_options:  # behind sentinels: kombu's and Celery's ``sentinel://`` need the service name
+        app.conf.broker_transport_options = dict(settings.broker_options)
+        app.conf.result_backend_transport_options = dict(settings.broker_options)
     drain_s = settings.drain_interval_ms / 1000
     sweep_s = settings.worker_sweep_interval_ms / 1000
     app.conf.update(
@@ -61,19 +67,23 @@ def create_celery(settings: WorkerSettings) -> Celery:
         },
     )
     app.steps["worker"].add(heartbeat_step(settings))
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, metrics)
     budget = max(1.0, min(30.0, 5 * drain_s))
 
     @app.task(name="examwire.drain")
     def drain() -> dict[str, int]:
         async def job(res: Resources) -> dict[str, int]:
+            t0 = time.perf_counter()
             try:
                 await res.ready()
                 stats = await jobs.drain(res.core, res.outbox, budget_s=budget)
             except StoreUnavailable as exc:
                 # entries stay pending; the next drain retries them after their backoff
                 res.core.event("outbox_store_unavailable", error=str(exc)[:200])
+                res.core.metrics.store_unavailable()
                 return {"written": 0, "rejected": 0, "unavailable": 1}
+            finally:
+                res.core.metrics.drain_took(time.perf_counter() - t0)
             return {"written": stats.written, "rejected": stats.rejected, "unavailable": 0}
 
         return runtime.run(job)

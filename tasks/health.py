@@ -41,7 +41,7 @@ def heartbeat_step(settings: WorkerSettings) -> type[bootsteps.StartStopStep]:
             self.beater: health.Heartbeat | None = None
 
         def start(self, worker: Any) -> None:
-            client = health.sync_client(settings.redis_url or "")
+            client = health.sync_client(settings.redis_url or "", sentinels=settings.redis_sentinels, service=settings.redis_sentinel_service)
             self.beater = health.Heartbeat(client, keys.WORKERS, worker.hostname, settings.heartbeat_interval_ms / 1000)
             self.beater.start()
 
@@ -86,7 +86,7 @@ def locked_scheduler(settings: WorkerSettings) -> type[PersistentScheduler]:
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             self._name = beat_name()
-            client = health.sync_client(settings.redis_url or "")
+            client = health.sync_client(settings.redis_url or "", sentinels=settings.redis_sentinels, service=settings.redis_sentinel_service)
             self._lock = health.BeatLock(client, self._name, ttl_ms)
             self._heartbeat = health.Heartbeat(client, keys.BEATS, self._name, renew_s)
             self._holding = False

@@ -21,6 +21,7 @@ __all__ = ["drain", "sweep", "analyse", "analyse_stale", "export", "UnknownExam"
 async def drain(core: Core, outbox: Outbox, *, budget_s: float) -> DrainStats:
     """Persist due outbox entries (see ``storage.outbox``); raises ``StoreUnavailable``."""
     stats = await outbox.drain(budget_s=budget_s)
+    core.metrics.drained(stats.written, stats.retried)
     if stats.written or stats.rejected:
         core.event("outbox_drained", written=stats.written, rejected=stats.rejected, retried=stats.retried)
     return stats

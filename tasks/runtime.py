@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable, Protocol, TypeVar
 
 from services.core import Core, CoreSettings, build_core
+from services.metrics import Metrics
 from storage.outbox import Outbox
 
 T = TypeVar("T")
@@ -34,6 +35,8 @@ class WorkerSettings(CoreSettings, Protocol):
     def persisted_ttl_s(self) -> int: ...
     @property
     def broker_url(self) -> str: ...
+    @property
+    def broker_options(self) -> dict[str, object]: ...
     @property
     def drain_interval_ms(self) -> int: ...
     @property
@@ -63,8 +66,10 @@ class Resources:
 class Runtime:
     """Runs coroutines for tasks on this process's loop (see the module docstring)."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        #: what this worker records (``services.metrics.WorkerMetrics``; built by ``examwire worker``), else nothing
+        self.metrics = metrics or Metrics()
         self._lock = threading.Lock()
         self._pid: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -85,7 +90,7 @@ class Runtime:
 
     async def _build(self) -> Resources:
         s = self.settings
-        core = build_core(s)
+        core = build_core(s, metrics=self.metrics)
         outbox = Outbox(
             core.redis,
             core.scripts,
@@ -95,5 +100,6 @@ class Runtime:
             retry_ms=s.outbox_retry_ms,
             retry_max_ms=s.outbox_retry_max_ms,
             persisted_ttl_ms=s.persisted_ttl_s * 1000,
+            observer=self.metrics,
         )
         return Resources(core, outbox)

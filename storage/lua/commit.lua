@@ -1,6 +1,10 @@
 -- Apply one engine transition to an attempt: compare-and-set on its version.
 -- When the transition ends the attempt, the final record goes to the outbox
 -- stream in the same script, so a final attempt is never left unqueued.
+-- Safe to run twice: the client resends a command whose connection was lost, and the
+-- first copy may have run. Each commit carries a token, stored with the version it
+-- wrote; the same commit arriving again while its write is still the newest returns
+-- what it returned the first time, writing nothing (else the version check refuses it).
 -- KEYS[1]  attempt hash
 -- KEYS[2]  answers hash
 -- KEYS[3]  flags set
@@ -25,12 +29,16 @@
 --   [13] questions to remove from KEYS[3]
 --   [14] event entries to push on KEYS[4] (kept to the newest 200)
 --   [15] action entries to append to KEYS[6] (kept to the newest 1000)
--- Returns  {1, new version} applied; {0, current version} version conflict (nothing written);
+--   [16] this commit's token (unique per commit; '' for none), stored in KEYS[1] field 'tok'
+-- Returns  {1, new version} applied (or applied already, by this very commit); {0, current version} version conflict (nothing written);
 --          {-1, 0} another connection owns the attempt; {-2, 0} no such attempt.
 local a = cmsgpack.unpack(ARGV[1])
-local cur = redis.call('HMGET', KEYS[1], 'ver', 'owner')
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'owner', 'tok')
 if not cur[1] then
   return {-2, 0}
+end
+if a[16] and a[16] ~= '' and cur[3] == a[16] then
+  return {1, tonumber(cur[1])}  -- this commit again (a resend): it is the newest write, its version is the current one
 end
 if a[1] ~= '' and cur[2] ~= a[1] then
   return {-1, 0}
@@ -65,7 +73,11 @@ if #a[15] > 0 then
 end
 
 ver = ver + 1
-redis.call('HSET', KEYS[1], 'ver', ver)
+if a[16] and a[16] ~= '' then
+  redis.call('HSET', KEYS[1], 'ver', ver, 'tok', a[16])
+else
+  redis.call('HSET', KEYS[1], 'ver', ver)
+end
 if a[5] ~= '' then
   local events = redis.call('LRANGE', KEYS[4], 0, -1)
   local actions = redis.call('LRANGE', KEYS[6], 0, -1)

@@ -170,12 +170,14 @@ class ExamClient:
         self._reader = asyncio.create_task(self._read_loop(self.ws))
 
     async def hello(self, *, token: Any = ..., v: int = PROTOCOL_VERSION, client: str | None = "e2e-client",
-                    timeout: float | None = None) -> dict[str, Any]:
+                    timeout: float | None = None, **extra: Any) -> dict[str, Any]:
         """Send ``hello`` and return the ``welcome``.
 
         ``token=...`` uses the client's token (omitted from the message when it
-        is None, for header authentication). Raises ``ConnectionClosedByServer``
-        when the server closes instead (e.g. 4401/4403/4404).
+        is None, for header authentication). ``extra`` fields are sent as they
+        are (e.g. the optional ``acked`` and ``ticket``). Raises
+        ``ConnectionClosedByServer`` when the server closes instead (e.g.
+        4401/4403/4404).
         """
         message: dict[str, Any] = {"t": "hello", "v": v}
         tok = self.token if token is ... else token
@@ -183,6 +185,7 @@ class ExamClient:
             message["token"] = tok
         if client is not None:
             message["client"] = client
+        message.update(extra)
         self._welcome = _new_future()
         await self.send_raw(message)
         welcome = await self._await(self._welcome, timeout, "welcome")

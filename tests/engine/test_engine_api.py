@@ -15,8 +15,9 @@ EXPECTED = {
     "Value", "check_value", "score_question", "QuestionResult", "Result", "score_exam", "number",
     "State", "FINAL", "Refused", "Attempt", "new_attempt",
     "Start", "Answer", "Flag", "Goto", "Fetch", "Event", "Submit",
-    "Expire", "Pause", "Resume", "Extend", "Terminate",
+    "Expire", "Pause", "Resume", "Extend", "Terminate", "Lost",
     "Outcome", "apply", "replay", "progress",
+    "Clock", "clock_of", "seal", "unseal", "restore", "MAX_TICKET_LEN",
     "analyse",
 }
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-SECTIONS = {"batch", "throughput", "rates", "rush", "sessions", "expiry", "proctor"}
+SECTIONS = {"batch", "throughput", "rates", "rush", "sessions", "expiry", "proctor", "replicas", "metrics"}
 
 
 def test_quick_bench_writes_json_and_markdown(tmp_path: Path) -> None:
@@ -30,6 +30,12 @@ def test_quick_bench_writes_json_and_markdown(tmp_path: Path) -> None:
     assert all(s["failures"] == 0 and s["kib_per_session"] > 0 for s in res["sessions"])
     assert res["expiry"]["missing"] == 0 and res["expiry"]["expired"] == res["sizes"]["expiry"]
     assert res["proctor"]["unmatched"] == 0 and res["proctor"]["matched"] > 0
+    mx = res["metrics"]  # metrics on and off side by side, alternating rounds
+    assert all(v > 0 for v in mx["answers_per_s"].values()) and len(mx["ratio_per_round"]) == mx["rounds"]
+    assert mx["bound"] == 0.03 and "within_bound" in mx
+    rp = res["replicas"]  # MIN_REPLICAS 0 and 1 side by side, with a real replica
+    assert rp["replicas"] == 1 and all(v > 0 for v in rp["answers_per_s"].values()) and rp["ratio"] > 0
+    assert all(r["errors"] == 0 and r["p50"] > 0 for r in rp["rate"].values())
     md = out.with_suffix(".md").read_text()
     assert md.startswith("# Examwire bench (quick)") and "| measure | result | goal |" in md
-    assert "of the ceiling" in md
+    assert "of the ceiling" in md and "`MIN_REPLICAS` 0 vs 1" in md

@@ -247,6 +247,8 @@ GOOD_FIELDS = {
     "token": st.text(min_size=1, max_size=50),
     "v": st.integers(-3, 3) | wire_ints,
     "client": st.text(max_size=50),
+    "acked": st.integers(0, MAX_ID),
+    "ticket": st.text(min_size=1, max_size=512),
     "attempt": st.text(min_size=1, max_size=128),
     "seconds": st.integers(1, 86_400),
     "all": st.booleans(),
@@ -256,7 +258,7 @@ GOOD_FIELDS = {
 }
 
 FIELDS_OF = {
-    "hello": ["token", "v", "client"],
+    "hello": ["token", "v", "client", "acked", "ticket"],
     "start": ["id"],
     "answer": ["id", "q", "value"],
     "flag": ["id", "q", "on"],

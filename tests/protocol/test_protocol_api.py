@@ -33,18 +33,18 @@ def test_signatures():
     sig = lambda obj: list(inspect.signature(obj).parameters)  # noqa: E731
     assert sig(protocol.RequestError) == ["code", "message", "id"]
     assert sig(protocol.Disconnect) == ["code", "reason"]
-    assert sig(protocol.Hello) == ["token", "v", "client"]
+    assert sig(protocol.Hello) == ["token", "v", "client", "acked", "ticket"]
     assert sig(protocol.Answer) == ["id", "q", "value"]
     assert sig(protocol.Fetch) == ["id", "start", "count"]
     assert sig(protocol.Event) == ["id", "kind", "detail"]
     assert sig(protocol.Ping) == ["ct"]
     assert sig(protocol.Welcome) == [
         "attempt", "exam", "state", "server_time", "deadline", "remaining_ms",
-        "last_id", "answers", "flags", "index",
+        "last_id", "answers", "flags", "index", "ticket", "lost",
     ]
     assert sig(protocol.Ack) == ["id", "fields"]
     assert sig(protocol.Batch) == ["start", "questions", "total"]
-    assert sig(protocol.Time) == ["server_time", "deadline", "remaining_ms", "state"]
+    assert sig(protocol.Time) == ["server_time", "deadline", "remaining_ms", "state", "ticket"]
     assert sig(protocol.StateChange) == ["state", "reason"]
     assert sig(protocol.Notice) == ["text", "sender"]
     assert sig(protocol.ResultMsg) == ["score", "max_score", "percent", "passed"]

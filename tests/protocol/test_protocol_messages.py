@@ -71,11 +71,12 @@ server_messages = st.one_of(
     st.builds(
         Welcome, qids, exams, states, ms, st.none() | ms, ms, st.integers(0, 2**53 - 1),
         st.dictionaries(qids, answer_values, max_size=4), st.lists(qids, max_size=4), st.integers(0, 1000),
+        st.none() | st.text(min_size=1, max_size=512), st.booleans(),
     ),
     st.builds(Ack, ids),
     st.builds(Ack, ids, st.just({"dup": True}) | st.fixed_dictionaries({"deadline": ms})),
     st.builds(Batch, st.integers(0, 1000), questions, st.integers(0, 1000)),
-    st.builds(Time, ms, st.none() | ms, ms, states),
+    st.builds(Time, ms, st.none() | ms, ms, states, st.none() | st.text(min_size=1, max_size=512)),
     st.builds(StateChange, states, st.none() | st.text(max_size=30)),
     st.builds(Notice, st.text(max_size=100), st.text(max_size=20)),
     st.builds(ResultMsg, numbers, numbers, numbers, st.booleans()),
@@ -125,6 +126,17 @@ def test_welcome_shape():
     ]
     assert w["t"] == "welcome" and w["deadline"] is None and w["exam"] == EXAM
     assert '"deadline":null' in encode(w, Encoding.JSON)
+
+
+def test_welcome_and_time_carry_the_optional_ticket_and_loss_only_when_set():
+    """Clients that know neither field see exactly the maps they saw before."""
+    base = ("att-1", EXAM, "active", 1000, 5000, 4000, 3, {}, [], 0)
+    assert "ticket" not in Welcome(*base).to_wire() and "lost" not in Welcome(*base).to_wire()
+    w = Welcome(*base, ticket="t1.abc", lost=True).to_wire()
+    assert list(w)[-2:] == ["ticket", "lost"] and (w["ticket"], w["lost"]) == ("t1.abc", True)
+    assert "lost" not in Welcome(*base, ticket="t1.abc").to_wire()
+    assert Time(1, 2, 3, "active", "t1.abc").to_wire()["ticket"] == "t1.abc"
+    assert "ticket" not in Time(1, 2, 3, "active").to_wire()
 
 
 def test_ack_shapes():

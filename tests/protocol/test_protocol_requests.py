@@ -93,11 +93,13 @@ def satisfies_constraints(r) -> bool:
     if hasattr(r, "id") and not is_int(r.id, 1, MAX_ID):
         return False
     match r:
-        case Hello(token, v, client):
+        case Hello(token, v, client, acked, ticket):
             return (
                 (token is None or is_str(token, 1, 16384))
                 and type(v) is int
                 and (client is None or is_str(client, 0, 200))
+                and (acked is None or is_int(acked, 0, MAX_ID))
+                and (ticket is None or is_str(ticket, 1, 512))
             )
         case Start() | Submit() | Pause() | Resume():  # attempt None: "all: true"
             return not hasattr(r, "attempt") or r.attempt is None or is_str(r.attempt, 1, 128)
@@ -206,7 +208,8 @@ def test_fuzz_non_maps_are_bad_frame(m):
 
 
 valid_candidate_requests = st.one_of(
-    st.builds(Hello, st.none() | GOOD_FIELDS["token"], wire_ints, st.none() | st.text(max_size=200)),
+    st.builds(Hello, st.none() | GOOD_FIELDS["token"], wire_ints, st.none() | st.text(max_size=200),
+              st.none() | GOOD_FIELDS["acked"], st.none() | GOOD_FIELDS["ticket"]),
     st.builds(Start, GOOD_FIELDS["id"]),
     st.builds(Answer, GOOD_FIELDS["id"], GOOD_FIELDS["q"], GOOD_FIELDS["value"]),
     st.builds(Flag, GOOD_FIELDS["id"], GOOD_FIELDS["q"], st.booleans()),
@@ -418,6 +421,21 @@ def test_hello():
                 {"t": "hello", "v": None}):
         assert refused(parse_request, bad).code is ErrorCode.BAD_REQUEST
     assert parse_request({"t": "hello", "token": "x" * 16384}).token == "x" * 16384
+
+
+def test_hello_acked_and_ticket_are_optional_and_validated():
+    """A resuming client's evidence (docs/protocol.md, "Loss is detected, never silent"): absent for other clients."""
+    assert parse_request({"t": "hello", "token": "abc", "v": 1}) == Hello("abc", 1, None, None, None)
+    h = parse_request({"t": "hello", "token": "abc", "acked": 7, "ticket": "t1.x"})
+    assert (h.acked, h.ticket) == (7, "t1.x") and h.to_wire() == {"t": "hello", "v": 1, "token": "abc", "acked": 7, "ticket": "t1.x"}
+    assert parse_request({"t": "hello", "acked": 0}).acked == 0
+    assert parse_request({"t": "hello", "acked": MAX_ID}).acked == MAX_ID
+    assert parse_request({"t": "hello", "acked": None, "ticket": None}) == Hello(None, 1, None)
+    assert parse_request({"t": "hello", "ticket": "x" * 512}).ticket == "x" * 512
+    for bad in ({"acked": -1}, {"acked": MAX_ID + 1}, {"acked": True}, {"acked": 1.0}, {"acked": "3"},
+                {"ticket": ""}, {"ticket": "x" * 513}, {"ticket": 5}, {"ticket": ["t1"]}):
+        err = refused(parse_request, {"t": "hello", "token": "abc", **bad})
+        assert err.code is ErrorCode.BAD_REQUEST and list(bad)[0] in err.message, (bad, err)
     assert ProctorHello is Hello
     assert parse_proctor_request({"t": "hello", "token": "t"}) == Hello("t", 1, None)
 

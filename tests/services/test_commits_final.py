@@ -14,6 +14,7 @@ import types
 import pytest
 
 import engine
+from services.metrics import Metrics
 from services import commits
 from storage.attempts import final_record, from_record
 from testkit import SAMPLE_EXAM
@@ -30,7 +31,7 @@ class _NoIO:
 def _core() -> types.SimpleNamespace:
     return types.SimpleNamespace(
         settings=types.SimpleNamespace(answer_grace_ms=2000), clock=lambda: T0 + 10_000,
-        attempts=_NoIO(), redis=_NoIO(), exams=_NoIO(), results=_NoIO(),
+        attempts=_NoIO(), redis=_NoIO(), exams=_NoIO(), results=_NoIO(), metrics=Metrics(),
     )
 
 

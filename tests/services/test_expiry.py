@@ -132,3 +132,30 @@ def test_concurrent_sweepers_end_each_attempt_exactly_once(redis_url, secrets, t
             await c.redis.aclose()
 
     asyncio.run(go())
+
+
+def test_an_exams_end_leaves_the_redis_pool_to_the_candidates(redis_url, secrets, tmp_path):
+    """Two hundred attempts due at once are settled ``SWEEP_CONCURRENCY`` at a time, not on 200 pooled connections."""
+    from redis.asyncio import Redis
+
+    from services.expiry import SWEEP_CONCURRENCY
+
+    async def go():
+        clock = Clock(1_000_000)
+        ctx = build_core(_settings(redis_url, secrets, tmp_path), clock=clock)
+        await ctx.results.open()
+        exam, _ = await ctx.exams.put(SAMPLE_EXAM)
+        snaps = await asyncio.gather(*(_started(ctx, exam, f"u{i}") for i in range(200)))
+        probe = Redis.from_url(redis_url, decode_responses=True)
+        await ctx.redis.connection_pool.disconnect()  # the set-up's connections are gone: the pool starts empty
+        before = len(await probe.client_list())
+        clock.now = snaps[0].attempt.deadline(clock.now) + GRACE
+        assert await sweep_once(ctx) == 200
+        opened = len(await probe.client_list()) - before  # the pool keeps what it opened: its peak
+        assert opened <= SWEEP_CONCURRENCY + 4, f"one sweep held {opened} Redis connections at once"
+        states = {s.attempt.state for s in (await ctx.attempts.load_many([s.attempt.id for s in snaps])).values()}
+        assert states == {State.EXPIRED}
+        await probe.aclose()
+        await ctx.aclose()
+
+    asyncio.run(go())

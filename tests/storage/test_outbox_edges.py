@@ -87,3 +87,21 @@ def test_a_vanished_group_is_recreated_and_nothing_new_is_lost(redis_url, tmp_pa
             assert await kit.store.get_result(after.attempt.id) is not None
 
     run(go())
+
+
+def test_a_vanished_consumer_group_is_made_again_and_said_as_an_error(redis_url, tmp_path, caplog):
+    """Redis lost its data under a running worker: the drain goes on, and the loss is not silent."""
+
+    async def go():
+        async with Kit(redis_url, tmp_path / "r.db") as kit:
+            box = kit.outbox("c1")
+            await box.drain(budget_s=0)  # the group exists
+            await kit.redis.flushall()
+            with caplog.at_level("ERROR", logger="examwire.outbox"):
+                assert (await box.drain()).written == 0
+            lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "examwire.outbox"]
+            assert [line["event"] for line in lines] == ["outbox_lost"], lines
+            await kit.ended("after")
+            assert (await box.drain()).written == 1  # made again: what ends later is persisted
+
+    run(go())

@@ -26,7 +26,7 @@ export function setConn(state, text) {
   el.connText.textContent = text;
 }
 
-/** The banner: online (hidden), offline, reconnecting, superseded, ended. */
+/** The banner: online (hidden), offline, reconnecting, superseded, ended, restoring (the server lost answers: owed.js). */
 export function setBanner(state, text) {
   const changed = el.banner.dataset.state !== state || el.bannerText.textContent !== (text || '');
   el.banner.dataset.state = state;

@@ -4,10 +4,12 @@
 //
 // Exported API (also re-exported by state.js):
 //   takeReply(S, id) -> message | undefined          the request an ack/error answers (forgotten)
-//   applyAck(S, ack) -> message | undefined          the acked request, its effect applied
+//   applyAck(S, ack) -> message | undefined          the acked request, its effect applied (and what
+//                                                    the server acknowledged updated: restore.js)
 //   applyError(S, error) -> decision {kind, ...}     see below
 
-import { errorText, isFinal, laterPending } from './state.js';
+import { errorText, isFinal, laterPending, isLinear } from './state.js';
+import { settleAck, settleRefusal } from './restore.js';
 
 export function takeReply(S, id) {
   const message = S.ids.settle(id) || S.pending.find((e) => e.id === id)?.message;
@@ -20,10 +22,16 @@ export function applyAck(S, m) {
   const id = m.id;
   const message = takeReply(S, id);
   if (typeof id === 'number' && id > S.lastId) S.lastId = id;
+  if (Number.isSafeInteger(id) && id > S.acked && !isFinal(S)) S.acked = id;
   if (!message) return undefined;
+  settleAck(S, message);
   if (message.t === 'answer') {
     S.saved.set(message.q, message.value);
     if (!laterPending(S, 'answer', message.q, id)) S.qError.delete(message.q);
+  } else if (message.t === 'flag') {
+    if (message.on) S.savedFlags.add(message.q); else S.savedFlags.delete(message.q);
+  } else if (message.t === 'goto') {
+    S.savedIndex = isLinear(S) ? Math.max(S.savedIndex, message.index) : message.index;
   } else if (message.t === 'start') {
     S.startSent = false;
     if (typeof m.deadline === 'number') S.deadline = m.deadline;
@@ -60,6 +68,7 @@ export function applyError(S, m) {
         S.deferred.set(q, message.value);
         return { kind: 'deferred', q };
       }
+      settleRefusal(S, message);
       S.qError.set(q, errorText(code, m.message));
       S.answers.set(q, S.saved.has(q) ? S.saved.get(q) : null);
       return { kind: 'answer-refused', q, timeUp: code === 'time_up' };
@@ -67,6 +76,7 @@ export function applyError(S, m) {
     case 'flag':
       if (laterPending(S, 'flag', message.q, id)) return { kind: 'none' };
       if (retry) return { kind: 'retry-flag', q: message.q, on: message.on };
+      settleRefusal(S, message);
       if (message.on) S.flags.delete(message.q); else S.flags.add(message.q);
       return { kind: 'flag-reverted', q: message.q };
     case 'submit':
@@ -80,7 +90,10 @@ export function applyError(S, m) {
     case 'fetch':
       S.fetching.delete(message.from);
       return { kind: 'none' };
+    case 'goto':
+      if (!retry) settleRefusal(S, message);
+      return { kind: 'none' };
     default:
-      return { kind: 'none' }; // goto, event: nothing to undo (events refused as rate_limited are dropped)
+      return { kind: 'none' }; // event: nothing to undo (events refused as rate_limited are dropped)
   }
 }

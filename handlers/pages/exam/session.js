@@ -7,12 +7,20 @@
 // submit) stay in the journal until their ack or error arrives; after every
 // welcome they are resent with their original ids, in id order.
 //
+// Loss (docs/protocol.md, "Loss is detected, never silent"): what the server
+// acknowledged is kept on this device until the attempt is final (restore.js,
+// journal.js's saved record); `hello` carries the highest id acknowledged and
+// the newest ticket; when a welcome shows the server lost some of it, the page
+// says so and sends it again (fresh ids) as soon as the attempt runs.
+//
 // Exported API: wire, connect(), reconnectNow(), takeOver(), useToken(token),
 //   request(t, fields) -> id | null, ensureQuestions()
 
 import { Wire, socketUrl } from '../lib/wire.js';
 import { PROTOCOL_VERSION } from '../lib/protocol.js';
-import { readJournal, writeJournal, writeLastId, clearJournal } from '../lib/journal.js';
+import {
+  readJournal, writeJournal, writeLastId, clearJournal, readSaved, clearSaved, writeAttemptOf,
+} from '../lib/journal.js';
 import { storeSet, localStore, sessionStore, examTokenKey } from '../lib/storage.js';
 import { claimsOf, whoOf } from '../lib/token.js';
 import { S } from './app.js';
@@ -20,7 +28,9 @@ import { el, announce } from './dom.js';
 import {
   FINAL, isFinal, sameValue, pendingAnswerFor, addRequest, applyWelcome, applyAck, applyError,
   applyBatch, missingBatches, applyTime, applyState, applyFinal, connectionLost,
+  helloEvidence,
 } from './state.js';
+import { RESTORE_TEXT, userOf, knownRecord, saveRecord, sendRestore, restored } from './owed.js';
 import { showView, setConn, setBanner, showDisconnected, route, renderAll, showToken, showProblem } from './chrome.js';
 import { renderQuestion, renderSaveState, renderFlag, syncInputs, focusQuestion } from './question.js';
 import { renderNavigator } from './navigator.js';
@@ -42,7 +52,7 @@ const FATAL_TEXT = {
 
 export const wire = new Wire({
   url: () => socketUrl(`/v1/exams/${encodeURIComponent(S.examId)}/attempt`),
-  hello: () => ({ t: 'hello', token: S.token, v: PROTOCOL_VERSION, client: CLIENT }),
+  hello: () => ({ t: 'hello', token: S.token, v: PROTOCOL_VERSION, client: CLIENT, ...helloEvidence(knownRecord()) }),
   canConnect: () => Boolean(S.token) && !S.fatal && !S.superseded && !isFinal(S),
   encoding: 'msgpack',
   backoff: { baseMs: 500, capMs: 10000 },
@@ -169,8 +179,12 @@ function onMessage(m) {
 }
 
 function onWelcome(w) {
-  const { wasOffline, final } = applyWelcome(S, w, readJournal(localStore(), w.attempt));
+  const kept = { ...readJournal(localStore(), w.attempt), saved: readSaved(localStore(), w.attempt) };
+  const { wasOffline, final, lost } = applyWelcome(S, w, kept);
+  S.attemptUser = userOf(S.token);
+  if (!final && S.attemptUser) writeAttemptOf(localStore(), S.examId, S.attemptUser, w.attempt);
   savePending();
+  saveRecord();
   if (final) onFinal(w.state, null);
   else if (w.state === 'active') sendDeferredSoon();
 
@@ -184,6 +198,11 @@ function onWelcome(w) {
     S.ids.track(id, message);
     wire.send(message);
   }
+  if (S.restore !== null) {
+    setBanner('restoring', RESTORE_TEXT);
+    if (lost) announce(RESTORE_TEXT, true);
+    sendRestore();
+  }
   if (S.state === 'active' || S.state === 'paused') {
     ensureQuestions();
     if (wasOffline !== null && S.state === 'active') {
@@ -196,8 +215,11 @@ function onWelcome(w) {
 
 function onAck(m) {
   const before = S.pending.length;
+  const owed = S.restore !== null;
   const message = applyAck(S, m);
   if (S.pending.length !== before) savePending();
+  saveRecord();
+  if (owed && S.restore === null) restored();
   if (!message) return;
   if (message.t === 'answer') {
     renderSaveState(message.q);
@@ -210,8 +232,13 @@ function onAck(m) {
 
 function onError(m) {
   const before = S.pending.length;
+  const owed = S.restore !== null;
   const d = applyError(S, m);
   if (S.pending.length !== before) savePending();
+  if (owed) {
+    saveRecord();
+    if (S.restore === null) restored();
+  }
   switch (d.kind) {
     case 'server':
       console.warn('examwire: server error', m.code, m.message);
@@ -267,12 +294,14 @@ function onError(m) {
 
 function onBatch(m) {
   if (!applyBatch(S, m)) return;
+  sendRestore(); // a linear exam's owed answers wait for their questions' positions
   renderNavigator();
   if (el.view.dataset.view === 'question' && (!S.rendered || S.rendered.index !== S.index)) renderQuestion(false);
 }
 
 function onTime(m) {
   const { moreTime, state } = applyTime(S, m);
+  saveRecord(); // the newest ticket
   if (moreTime) announce('You have been given more time.', true);
   if (state !== null) onState(state, null);
   updateTimer();
@@ -291,6 +320,7 @@ function onState(state, reason) {
     announce('Your proctor has paused the exam.', true);
   } else if (resumed) {
     announce('The exam has resumed.', true);
+    sendRestore();
     sendDeferred();
   }
   if (state === 'active' || state === 'paused') ensureQuestions();
@@ -301,7 +331,12 @@ function onFinal(state, reason) {
   cancelTyping();
   const { was } = applyFinal(S, state, reason);
   wire.stopPings();
-  if (S.attempt) clearJournal(localStore(), S.attempt);
+  if (S.attempt) {
+    // final: nothing is kept any more (the results store has it)
+    clearJournal(localStore(), S.attempt);
+    clearSaved(localStore(), S.attempt);
+    if (S.attemptUser) writeAttemptOf(localStore(), S.examId, S.attemptUser, null);
+  }
   closeDialogs();
   setBanner('ended', state === 'submitted' ? 'Your exam has been submitted.' : state === 'expired'
     ? 'The time is up: your saved answers have been handed in.' : 'Your proctor has ended this exam.');

@@ -6,12 +6,16 @@
 // Exported API (names are stable; add, never rename):
 //   FINAL, PERSISTED, ERROR_TEXT, FETCH_COUNT
 //   (and, from time.js: WARN_AT_MS, setTime, applyTime, remainingMs, dueWarnings;
-//    from replies.js: takeReply, applyAck, applyError)
+//    from replies.js: takeReply, applyAck, applyError;
+//    from restore.js: savedRecord, helloEvidence, previousRecord, isLoss, owedOf, restoreDue,
+//    restoreRequests, settleAck, settleRefusal)
 //   createState({ now }) -> state          `now`: epoch ms (the clock's local time)
 //   isFinal(S), isLinear(S), isLocked(S), isAnswered(value), sameValue(a, b), errorText(code, message)
 //   pendingAnswerFor(S, qid), laterPending(S, t, qid, id), saveStatusOf(S, qid)
 //   addRequest(S, t, fields) -> {id, message, persist} | null    the next id; persisted kinds join S.pending
-//   applyWelcome(S, welcome, kept) -> {firstForAttempt, wasOffline, final}
+//   applyWelcome(S, welcome, kept) -> {firstForAttempt, wasOffline, final, lost}
+//                                                                kept: {list, last} of the journal, and
+//                                                                `saved`, the saved record (restore.js)
 //   applyBatch(S, batch) -> bool                                 questions were stored
 //   missingBatches(S) -> [{from, count}]                         fetches to send (marked as asked)
 //   applyState(S, state) -> {before, paused, resumed}
@@ -25,9 +29,13 @@ import { Requests } from '../lib/requests.js';
 import { Bucket } from '../lib/bucket.js';
 import { mergeJournal } from '../lib/journal.js';
 import { setTime } from './time.js';
+import { previousRecord, isLoss, owedOf } from './restore.js';
 
 export { WARN_AT_MS, setTime, applyTime, remainingMs, dueWarnings } from './time.js';
 export { takeReply, applyAck, applyError } from './replies.js';
+export {
+  savedRecord, helloEvidence, previousRecord, isLoss, owedOf, restoreDue, restoreRequests, settleAck, settleRefusal,
+} from './restore.js';
 
 export const FINAL = FINAL_STATES;
 export const PERSISTED = new Set(['answer', 'flag', 'goto', 'submit']);
@@ -80,6 +88,13 @@ export function createState({ now = () => Date.now() } = {}) {
     answers: new Map(), // qid -> value shown (saved, overlaid by pending)
     saved: new Map(), // qid -> value the server has (welcome, then acks)
     flags: new Set(),
+    // what the server acknowledged, kept until the attempt is final (restore.js)
+    acked: 0, // the highest request id acknowledged
+    ticket: null, // the newest ticket: the attempt's clock, signed by the server (sent back in hello)
+    attemptUser: null, // the token's user when the attempt was welcomed
+    savedFlags: new Set(), // flags the server has
+    savedIndex: 0, // the position the server has
+    restore: null, // {answers: Map, flags: Map, index, sent}: what the server lost and is owed, or null
     qError: new Map(), // qid -> why the last answer was refused
     typing: new Map(), // qid -> {timer, commit, value} debounced input not yet sent
     deferred: new Map(), // qid -> value typed while the exam was paused: sent when it resumes
@@ -101,7 +116,9 @@ export const isFinal = (S) => FINAL.has(S.state);
 export const isLinear = (S) => Boolean(S.exam && S.exam.navigation === 'linear');
 
 export function isLocked(S) {
-  return S.state !== 'active' || S.timeUp || S.superseded || S.submitting || isFinal(S) || S.fatal;
+  // while what the server lost waits to be sent, nothing may overtake it (a linear exam would close it)
+  const owed = S.restore !== null && !S.restore.sent;
+  return S.state !== 'active' || S.timeUp || S.superseded || S.submitting || isFinal(S) || S.fatal || owed;
 }
 
 export function isAnswered(value) {
@@ -123,6 +140,7 @@ export const laterPending = (S, t, qid, id) => S.pending.some((e) => e.message.t
 
 export function saveStatusOf(S, qid) {
   if (S.typing.has(qid) || S.deferred.has(qid) || pendingAnswerFor(S, qid)) return 'saving';
+  if (S.restore && S.restore.answers.has(qid)) return 'saving';
   if (S.qError.has(qid)) return 'error';
   if (S.saved.has(qid) && isAnswered(S.answers.get(qid))) return 'saved';
   if (S.saved.has(qid)) return 'cleared';
@@ -149,6 +167,7 @@ export function addRequest(S, t, fields = {}) {
 /** `kept`: {list, last} as read from the local journal for `welcome.attempt`. */
 export function applyWelcome(S, w, kept = { list: [], last: 0 }) {
   const firstForAttempt = S.attempt !== w.attempt;
+  const prev = previousRecord(S, w.attempt, kept.saved); // before this welcome replaces what the page knew
   S.welcomed = true;
   const wasOffline = S.offlineSince;
   S.offlineSince = null;
@@ -165,11 +184,23 @@ export function applyWelcome(S, w, kept = { list: [], last: 0 }) {
   S.pending = mergeJournal(S.pending, kept.list);
   S.ids.atLeast(Math.max(S.lastId + 1, kept.last + 1, ...S.pending.map((e) => e.id + 1)));
 
-  // the server's truth, overlaid by what has not reached it yet
+  // the server's truth, overlaid by what it lost (owed, sent again) and what has not reached it yet
+  const final = FINAL.has(w.state);
+  const lost = !final && isLoss(w, prev);
   S.saved = new Map(Object.entries(w.answers || {}));
+  S.savedFlags = new Set(Array.isArray(w.flags) ? w.flags : []);
+  S.savedIndex = Number.isInteger(w.index) ? w.index : 0;
+  S.acked = Math.max(prev.acked, Number.isSafeInteger(w.last_id) ? w.last_id : 0);
+  S.ticket = final ? null : typeof w.ticket === 'string' && w.ticket ? w.ticket : prev.ticket;
+  S.restore = !final && (lost || prev.restoring) ? owedOf(prev, w, isLinear(S)) : null;
   S.answers = new Map(S.saved);
-  S.flags = new Set(Array.isArray(w.flags) ? w.flags : []);
-  let index = Number.isInteger(w.index) ? w.index : 0;
+  S.flags = new Set(S.savedFlags);
+  let index = S.savedIndex;
+  if (S.restore) {
+    for (const [q, v] of S.restore.answers) S.answers.set(q, v);
+    for (const [q, on] of S.restore.flags) if (on) S.flags.add(q); else S.flags.delete(q);
+    if (S.restore.index !== null) index = S.restore.index;
+  }
   for (const { id, message } of S.pending) {
     if (id <= S.lastId) continue;
     if (message.t === 'answer') S.answers.set(message.q, message.value);
@@ -181,12 +212,11 @@ export function applyWelcome(S, w, kept = { list: [], last: 0 }) {
   if (firstForAttempt) S.index = Math.min(Math.max(0, index), Math.max(0, S.total - 1));
 
   setTime(S, w.deadline, w.remaining_ms, w.server_time);
-  const final = FINAL.has(w.state);
   if (!final) {
     S.state = w.state;
     if (w.state === 'active' && typeof w.remaining_ms === 'number' && w.remaining_ms > 0) S.timeUp = false;
   }
-  return { firstForAttempt, wasOffline, final };
+  return { firstForAttempt, wasOffline, final, lost };
 }
 
 export function applyBatch(S, m) {
@@ -238,6 +268,8 @@ export function applyFinal(S, state, reason) {
   S.typing.clear();
   S.deferred.clear();
   S.pending = [];
+  S.restore = null;
+  S.ticket = null;
   return { was };
 }
 

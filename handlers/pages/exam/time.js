@@ -22,6 +22,7 @@ export function setTime(S, deadline, remaining, serverTime) {
 
 export function applyTime(S, m) {
   setTime(S, m.deadline, m.remaining_ms, m.server_time);
+  if (typeof m.ticket === 'string' && m.ticket) S.ticket = m.ticket; // the newest clock, kept for hello
   let moreTime = false;
   if (typeof m.remaining_ms === 'number') {
     for (const t of [...S.warned]) if (m.remaining_ms > t) S.warned.delete(t);

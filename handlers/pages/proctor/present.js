@@ -19,7 +19,7 @@ import { FINAL, IN_PROGRESS, STATE_LABEL, STATE_RANK, displayName, leftMs, num }
 export const DETAIL_MAX = 120;
 export const LOW_MS = 5 * 60 * 1000;
 export const CRITICAL_MS = 60 * 1000;
-export const ALERT_KINDS = new Set(['blur', 'fullscreen_exit', 'copy', 'paste', 'offline', 'visibility_hidden', 'devtools', 'resize']);
+export const ALERT_KINDS = new Set(['blur', 'fullscreen_exit', 'copy', 'paste', 'offline', 'visibility_hidden', 'devtools', 'resize', 'attempt_lost']);
 
 // ------------------------------------------------------------------ table rows
 export function rowCells(row, examTotal) {

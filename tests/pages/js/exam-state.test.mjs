@@ -50,7 +50,7 @@ test('welcome: the server state, overlaid by the journal; ids continue past ever
     last: 9,
   };
   const r = applyWelcome(S, welcome({ last_id: 5, answers: { q1: 'b' }, flags: ['q1'] }), kept);
-  assert.deepEqual(r, { firstForAttempt: true, wasOffline: null, final: false });
+  assert.deepEqual(r, { firstForAttempt: true, wasOffline: null, final: false, lost: false });
   assert.equal(S.welcomed, true);
   assert.equal(S.attempt, 'A1');
   assert.equal(S.total, 3);

@@ -90,6 +90,10 @@ test('feed entries: detail as JSON, truncated to 120 characters with the whole o
   assert.deepEqual([plain.at, plain.alert, plain.detail, plain.title], [NOW + 5, false, '', null]);
   assert.equal(feedEntry(row({}), { kind: 3 }, NOW).kind, '3');
   assert.equal(feedEntry(row({}), {}, NOW).kind, 'event');
+  // the server lost acknowledged work of the attempt (docs/protocol.md, "Loss is detected, never silent")
+  const lost = feedEntry(row({}), { kind: 'attempt_lost', detail: { lost: 'missing', acked: 4, clock: 'held' }, at: NOW, by: 'server' }, NOW);
+  assert.equal(lost.alert, true);
+  assert.ok(lost.detail.includes('"clock":"held"'));
 });
 
 test('heading and table footer texts', () => {
