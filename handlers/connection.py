@@ -20,6 +20,7 @@ during ``hello`` the first closes with 1011 and the second with 1013.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 import time
@@ -41,6 +42,7 @@ from protocol import (
     parse_request,
     valid_id,
 )
+from storage.health import connection_lost
 from storage.results import StoreUnavailable
 from storage.scripts import NotReplicated
 
@@ -50,6 +52,15 @@ from .ratelimit import Bucket
 
 log = logging.getLogger("examwire.connection")
 
+
+def _store_error(exc: RedisError, where: str) -> None:
+    """A session store failure, logged once per refusal: one warning line when Redis cannot
+    be reached (an outage refuses every request; the node's Redis watch says why), a
+    traceback only for anything else, which is a fault."""
+    if connection_lost(exc):
+        log.warning(json.dumps({"event": "session_store_unavailable", "where": where, "error": type(exc).__name__}))
+    else:
+        log.exception("session store error")
 
 class Session(Protocol):
     """What a kind of connection (candidate, proctor) does once framing is handled."""
@@ -225,8 +236,8 @@ class Connection:
                 log.warning('{"event":"not_replicated","where":"connection"}')
                 close_code = int(CloseCode.TRY_AGAIN)
                 await self._close(CloseCode.TRY_AGAIN, "session store replicas unavailable; retry shortly")
-            except RedisError:
-                log.exception("session store error")
+            except RedisError as exc:
+                _store_error(exc, "connection")
                 close_code = int(CloseCode.INTERNAL)
                 await self._close(CloseCode.INTERNAL, "session store unavailable; reconnect")
             except StoreUnavailable:
@@ -372,8 +383,8 @@ class Connection:
                 raise RequestError(
                     ErrorCode.INTERNAL, "not yet on enough replicas; retry", valid_id(message)
                 ) from None
-            except RedisError:
-                log.exception("session store error")
+            except RedisError as exc:
+                _store_error(exc, "request")
                 raise RequestError(
                     ErrorCode.INTERNAL, "session store unavailable; retry", valid_id(message)
                 ) from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import hmac
 import http.server
@@ -219,8 +220,9 @@ def test_exactly_one_key_source() -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def jwks_url() -> Iterator[str]:
+@contextlib.contextmanager
+def jwks_server() -> Iterator[tuple[str, list[str]]]:
+    """A real HTTP server with the JWKS (key ``k1``): its URL, and the paths it was asked for."""
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(RSA_KEY.public_key()))
     jwk.update({"kid": "k1", "use": "sig", "alg": "RS256"})
     body = json.dumps({"keys": [jwk]}).encode()
@@ -245,11 +247,17 @@ def jwks_url() -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json", hits
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def jwks_url() -> Iterator[str]:
+    with jwks_server() as (url, _):
+        yield url
 
 
 def rs_auth(url: str) -> Authenticator:
@@ -411,3 +419,20 @@ def test_every_time_claim_is_a_number_and_exp_is_required_also_when_called_direc
 def test_an_authenticator_needs_an_algorithm() -> None:
     with pytest.raises(ValueError, match="at least one algorithm"):
         Authenticator(algorithms=(), audience=AUD, issuer=None, secret=SECRET)
+
+
+def test_a_flood_of_unknown_key_ids_does_not_become_a_flood_of_jwks_fetches() -> None:
+    """Before any authentication, a token can name any ``kid``: the key set is fetched again at most once per cooldown."""
+    with jwks_server() as (url, hits):
+        auth = rs_auth(url)
+        good = jwt.encode(payload(), RSA_KEY, algorithm="RS256", headers={"kid": "k1"})
+        assert verify(auth, good).sub == "alice"
+
+        async def flood() -> None:
+            tokens = [jwt.encode(payload(), RSA_KEY, algorithm="RS256", headers={"kid": f"forged-{i}"}) for i in range(200)]
+            outcomes = await asyncio.gather(*(auth.verify(t) for t in tokens), return_exceptions=True)
+            assert all(isinstance(o, BadToken) for o in outcomes)
+
+        asyncio.run(flood())
+        assert len(hits) <= 2, f"{len(hits)} JWKS fetches for 200 forged key ids"
+        assert verify(auth, good).sub == "alice"  # and the real key still verifies
