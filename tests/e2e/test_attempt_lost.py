@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from examwire.redis_server import EmbeddedRedis
+from storage import keys
 from tests.e2e.client import ConnectionClosedByServer, ExamClient, attempt_url
 from tests.e2e.test_proctor_live import open_proctor
 from testkit import wait_until
@@ -214,8 +215,8 @@ def test_a_store_behind_the_client_is_reported_and_the_acked_ids_stay_used(make_
         # the copy Redis kept missed the second answer
         r = redis.Redis.from_url(redis_url)
         aid = first["attempt"]
-        r.hset(f"ew:att:{{{aid}}}", "last_id", 2)
-        r.hdel(f"ew:att:{{{aid}}}:ans", "x02")
+        r.hset(keys.attempt(aid), "last_id", 2)
+        r.hdel(keys.answers(aid), "x02")
         welcome = await resume(ws, c, acked=3, ticket=newest_ticket(c))
         replay = await c.request("answer", id=3, q="x02", value=kit.right(q["x02"]))  # an acknowledged id: never again
         again = await c.answer("x02", kit.right(q["x02"]))

@@ -21,6 +21,7 @@ import json
 import time
 from typing import Any
 
+from storage import keys
 from storage.attempts import attempt_id
 from tests.conftest import require_tool
 from tests.e2e.client import ConnectionClosedByServer, ExamClient, ProtocolError, attempt_url
@@ -130,7 +131,7 @@ def test_killing_the_primary_loses_no_acknowledged_answer_and_candidates_go_on(t
         if new_primary is not None:
             for n in range(CANDIDATES):
                 aid = attempt_id(secrets.secret.encode(), "failover", f"cand{n}")
-                raw = resp(new_primary, "HGETALL", f"ew:att:{{{aid}}}:ans")
+                raw = resp(new_primary, "HGETALL", keys.answers(aid))
                 stored[f"cand{n}"] = {raw[k]: json.loads(raw[k + 1]) for k in range(0, len(raw), 2)}
         for p in procs:
             p.kill()

@@ -20,6 +20,7 @@ from typing import Any
 import redis
 
 from examwire.redis_server import EmbeddedRedis
+from storage import keys
 from storage.attempts import attempt_id
 from tests.e2e.client import ConnectionClosedByServer, ExamClient, ProtocolError, attempt_url, hello_close
 from testkit import wait_until
@@ -187,7 +188,7 @@ def test_a_redis_restart_costs_candidates_a_short_pause_not_a_1011(tmp_path, mak
         try:  # every acknowledged answer is in its attempt
             secret = secrets.secret.encode()
             for user, answers in acked.items():
-                stored = client.hgetall(f"ew:att:{{{attempt_id(secret, 'pool', user)}}}:ans")
+                stored = client.hgetall(keys.answers(attempt_id(secret, 'pool', user)))
                 assert {k: json.loads(v) for k, v in stored.items()} == answers, user
         finally:
             client.close()

@@ -16,6 +16,7 @@ import json
 import time
 
 from examwire.redis_server import find_redis_server
+from storage import keys
 from storage.attempts import attempt_id
 from tests.e2e.client import ExamClient, attempt_url, hello_close
 from testkit.redis_topology import RedisProcess as _RedisProcess, resp
@@ -36,7 +37,7 @@ def test_nothing_is_acknowledged_before_a_replica_has_it(tmp_path, make_node, pu
         put_exam(node, exam)
         url = attempt_url(node.ws_url, "repl")
         aid = attempt_id(secrets.secret.encode(), "repl", "ann")
-        answers_key = f"ew:att:{{{aid}}}:ans"
+        answers_key = keys.answers(aid)
 
         async def scenario() -> dict[str, object]:
             c = ExamClient(url, make_token("ann", exams=["repl"]), reply_timeout=10)
