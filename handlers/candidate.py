@@ -371,4 +371,4 @@ class CandidateSession:
 
 
 #: ``GET /v1/exams/{exam_id}/attempt`` (WebSocket)
-endpoint = connection.endpoint(CandidateSession)
+endpoint = connection.endpoint(CandidateSession, role="candidate")

@@ -82,13 +82,11 @@ class Session(Protocol):
         ...
 
 
-def endpoint(session: Callable[[Context, "Connection", str], Session], *, role: str | None = None) -> Callable[[WebSocket], Awaitable[None]]:
+def endpoint(session: Callable[[Context, "Connection", str], Session], *, role: str) -> Callable[[WebSocket], Awaitable[None]]:
     """The WebSocket endpoint of one kind of session (``GET /v1/exams/{exam_id}/...``).
 
-    ``role`` labels its connections' metrics; by default the session class's
-    name without ``Session`` (``CandidateSession``: ``candidate``).
+    ``role`` (``candidate``, ``proctor``) labels its connections' metrics.
     """
-    role = role or getattr(session, "__name__", "").removesuffix("Session").lower() or "candidate"
 
     async def serve(ws: WebSocket) -> None:
         ctx: Context = ws.app.state.ctx

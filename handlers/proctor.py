@@ -207,4 +207,4 @@ class ProctorSession:
 
 
 #: ``GET /v1/exams/{exam_id}/proctor`` (WebSocket)
-endpoint = connection.endpoint(ProctorSession)
+endpoint = connection.endpoint(ProctorSession, role="proctor")

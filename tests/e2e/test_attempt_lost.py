@@ -65,6 +65,13 @@ def lost_lines(node: Any) -> list[dict[str, Any]]:
     return out
 
 
+def exam_for(node, put_exam, make_token, kit, exam_id: str, questions: int, *, user: str):
+    """An exam of ``questions`` in a fixed order on ``node``: its questions by id, ``user``'s token, the attempt's URL."""
+    exam = kit.make_exam(exam_id, questions, shuffle_questions=False, duration_s=DURATION_S)
+    put_exam(node, exam)
+    return {x["id"]: x for x in exam["questions"]}, make_token(user, exams=[exam_id]), attempt_url(node.ws_url, exam_id)
+
+
 def test_redis_restarted_without_persistence_the_loss_is_detected_reported_and_repaired(
     tmp_path, make_node, put_exam, make_token, kit, http_json, arun
 ):
@@ -72,11 +79,7 @@ def test_redis_restarted_without_persistence_the_loss_is_detected_reported_and_r
     url = server.start()
     try:
         node = make_node(EXAMWIRE_REDIS_URL=url, EXAMWIRE_SQLITE_PATH=str(tmp_path / "results.sqlite3"))
-        exam = kit.make_exam("lost", 5, shuffle_questions=False, duration_s=DURATION_S)
-        put_exam(node, exam)
-        q = {x["id"]: x for x in exam["questions"]}
-        token = make_token("ann", exams=["lost"])
-        ws = attempt_url(node.ws_url, "lost")
+        q, token, ws = exam_for(node, put_exam, make_token, kit, "lost", 5, user="ann")
 
         async def scenario() -> dict[str, Any]:
             c = ExamClient(ws, token, reply_timeout=10)
@@ -158,11 +161,7 @@ def test_without_a_ticket_the_lost_attempt_is_held_until_a_proctor_resumes_it(
     make_node, put_exam, make_token, kit, http_json, arun, redis_url
 ):
     node = make_node()
-    exam = kit.make_exam("held", 3, shuffle_questions=False, duration_s=DURATION_S)
-    put_exam(node, exam)
-    q = {x["id"]: x for x in exam["questions"]}
-    token = make_token("bea", exams=["held"])
-    ws = attempt_url(node.ws_url, "held")
+    q, token, ws = exam_for(node, put_exam, make_token, kit, "held", 3, user="bea")
 
     async def scenario() -> dict[str, Any]:
         c = ExamClient(ws, token, reply_timeout=10)
@@ -198,11 +197,7 @@ def test_without_a_ticket_the_lost_attempt_is_held_until_a_proctor_resumes_it(
 def test_a_store_behind_the_client_is_reported_and_the_acked_ids_stay_used(make_node, put_exam, make_token, kit, arun, redis_url):
     """A failover that missed the last writes: the attempt is there, with less than the client saw acknowledged."""
     node = make_node()
-    exam = kit.make_exam("behind", 3, shuffle_questions=False, duration_s=DURATION_S)
-    put_exam(node, exam)
-    q = {x["id"]: x for x in exam["questions"]}
-    token = make_token("cy", exams=["behind"])
-    ws = attempt_url(node.ws_url, "behind")
+    q, token, ws = exam_for(node, put_exam, make_token, kit, "behind", 3, user="cy")
 
     async def scenario() -> dict[str, Any]:
         c = ExamClient(ws, token, reply_timeout=10)
@@ -236,11 +231,7 @@ def test_a_store_behind_the_client_is_reported_and_the_acked_ids_stay_used(make_
 def test_clients_that_send_neither_field_are_served_as_before(make_node, put_exam, make_token, kit, arun, redis_url, http_json):
     """No evidence, no loss: after a wipe a contract-only client gets what it always got, and nothing is reported."""
     node = make_node()
-    exam = kit.make_exam("plain", 2, shuffle_questions=False, duration_s=DURATION_S)
-    put_exam(node, exam)
-    q = {x["id"]: x for x in exam["questions"]}
-    token = make_token("dee", exams=["plain"])
-    ws = attempt_url(node.ws_url, "plain")
+    q, token, ws = exam_for(node, put_exam, make_token, kit, "plain", 2, user="dee")
 
     async def scenario() -> dict[str, Any]:
         c = ExamClient(ws, token, reply_timeout=10)
@@ -273,11 +264,7 @@ def test_after_a_wipe_the_newest_connection_still_wins_over_one_left_open_from_b
     connection look older than the one left open, and close it (4409).
     """
     node = make_node()
-    exam = kit.make_exam("wins", 2, shuffle_questions=False, duration_s=DURATION_S)
-    put_exam(node, exam)
-    q = {x["id"]: x for x in exam["questions"]}
-    token = make_token("eve", exams=["wins"])
-    ws = attempt_url(node.ws_url, "wins")
+    q, token, ws = exam_for(node, put_exam, make_token, kit, "wins", 2, user="eve")
 
     async def scenario() -> dict[str, Any]:
         first, old = ExamClient(ws, token, reply_timeout=10), ExamClient(ws, token, reply_timeout=10)

@@ -34,7 +34,7 @@ def _b64(data: bytes) -> str:
 
 
 def signed(secret: str, payload: dict[str, Any]) -> str:
-    """An HS256 token over exactly ``payload`` (JSON as Python writes it: a lone surrogate becomes ``\\udXXX``)."""
+    """An HS256 token over exactly ``payload`` (JSON as Python writes it: a lone surrogate becomes an escape such as ``\\ud800``)."""
     head = _b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
     body = _b64(json.dumps(payload).encode())
     sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()

@@ -5,6 +5,7 @@
 //   renderLock(), syncInputs(force), renderSaveState(qid), showInputError(text)
 
 import { fmtPoints } from '../lib/format.js';
+import { mk } from '../lib/dom.js';
 import { S } from './app.js';
 import { el } from './dom.js';
 import { isAnswered, isLinear, isLocked, saveStatusOf } from './state.js';
@@ -96,32 +97,26 @@ function buildQuestion(q) {
   else if (q.type === 'numeric') body = numericInput(q);
   else if (q.type === 'text') body = textInput(q);
   else {
-    body = document.createElement('p');
-    body.className = 'muted';
-    body.textContent = 'This page cannot show this kind of question.';
+    body = mk('p', 'muted', 'This page cannot show this kind of question.');
   }
   el.answerBody.replaceChildren(body);
   syncInputs(true);
 }
 
 function option(type, value, text, n) {
-  const label = document.createElement('label');
-  label.className = 'opt';
+  const label = mk('label', 'opt');
   const input = document.createElement('input');
   input.type = type;
   input.name = `answer-${S.index}`;
   input.value = value;
   input.id = `opt-${S.index}-${n}`;
-  const span = document.createElement('span');
-  span.className = 'opt__text';
-  span.textContent = text;
+  const span = mk('span', 'opt__text', text);
   label.append(input, span);
   return { label, input };
 }
 
 function choiceInputs(q) {
-  const list = document.createElement('div');
-  list.className = 'opts';
+  const list = mk('div', 'opts');
   const inputs = [];
   q.options.forEach((o, n) => {
     const { label, input } = option(q.type === 'single' ? 'radio' : 'checkbox', o.id, o.text, n);
@@ -140,8 +135,7 @@ function choiceInputs(q) {
 }
 
 function trueFalseInputs(q) {
-  const list = document.createElement('div');
-  list.className = 'opts opts--tf';
+  const list = mk('div', 'opts opts--tf');
   [[true, 'True'], [false, 'False']].forEach(([value, text], n) => {
     const { label, input } = option('radio', String(value), text, n);
     input.addEventListener('change', () => {
@@ -154,11 +148,9 @@ function trueFalseInputs(q) {
 }
 
 function numericInput(q) {
-  const wrap = document.createElement('div');
-  wrap.className = 'field field--answer';
-  const label = document.createElement('label');
+  const wrap = mk('div', 'field field--answer');
+  const label = mk('label', '', 'Your answer (a number)');
   label.htmlFor = 'answer-numeric';
-  label.textContent = 'Your answer (a number)';
   const input = document.createElement('input');
   input.type = 'number';
   input.id = 'answer-numeric';
@@ -166,10 +158,8 @@ function numericInput(q) {
   input.inputMode = 'decimal';
   input.autocomplete = 'off';
   input.setAttribute('aria-describedby', 'numeric-hint input-error');
-  const hint = document.createElement('p');
+  const hint = mk('p', 'hint', 'Use a dot for decimals, for example 3.14. Saved automatically.');
   hint.id = 'numeric-hint';
-  hint.className = 'hint';
-  hint.textContent = 'Use a dot for decimals, for example 3.14. Saved automatically.';
   const commit = () => {
     const parsed = parseNumeric(input);
     if (parsed.error) {
@@ -197,19 +187,16 @@ function numericInput(q) {
 }
 
 function textInput(q) {
-  const wrap = document.createElement('div');
-  wrap.className = 'field field--answer';
-  const label = document.createElement('label');
+  const wrap = mk('div', 'field field--answer');
+  const label = mk('label', '', 'Your answer');
   label.htmlFor = 'answer-text';
-  label.textContent = 'Your answer';
   const area = document.createElement('textarea');
   area.id = 'answer-text';
   area.rows = 5;
   area.maxLength = TEXT_MAX;
   area.setAttribute('aria-describedby', 'text-count');
-  const count = document.createElement('p');
+  const count = mk('p', 'hint');
   count.id = 'text-count';
-  count.className = 'hint';
   const showCount = () => { count.textContent = `${area.value.length} / ${TEXT_MAX} characters · saved automatically`; };
   const value = () => (area.value.trim() === '' ? null : area.value);
   const commit = () => setAnswer(q, value());

@@ -3,6 +3,7 @@
 // Exported API: renderResult()
 
 import { fmtNum } from '../lib/format.js';
+import { mk } from '../lib/dom.js';
 import { S } from './app.js';
 import { el } from './dom.js';
 
@@ -13,24 +14,15 @@ function reasonText(state) {
 }
 
 function scored(r) {
-  const score = document.createElement('p');
-  score.className = 'result__score';
-  const label = document.createElement('span');
-  label.className = 'result__label';
-  label.textContent = 'Score';
-  const value = document.createElement('span');
+  const score = mk('p', 'result__score');
+  const label = mk('span', 'result__label', 'Score');
+  const value = mk('span', 'result__value', `${fmtNum(r.score)} / ${fmtNum(r.max_score)}`);
   value.id = 'score';
-  value.className = 'result__value';
-  value.textContent = `${fmtNum(r.score)} / ${fmtNum(r.max_score)}`;
   score.append(label, value);
-  const pct = document.createElement('p');
-  pct.className = 'result__percent';
+  const pct = mk('p', 'result__percent', `${typeof r.percent === 'number' ? fmtNum(r.percent, 1) : '?'}\u00a0%`); // never wrapped apart
   pct.id = 'percent';
-  pct.textContent = `${typeof r.percent === 'number' ? fmtNum(r.percent, 1) : '?'}\u00a0%`; // never wrapped apart
-  const passed = document.createElement('p');
+  const passed = mk('p', `result__passed badge ${r.passed ? 'badge--pass' : 'badge--fail'}`, r.passed ? 'Passed' : 'Not passed');
   passed.id = 'passed';
-  passed.className = `result__passed badge ${r.passed ? 'badge--pass' : 'badge--fail'}`;
-  passed.textContent = r.passed ? 'Passed' : 'Not passed';
   return [score, pct, passed];
 }
 
@@ -48,15 +40,11 @@ export function renderResult() {
     nodes = scored(r);
   } else if (S.exam && S.exam.show_result) {
     el.result.dataset.state = 'waiting';
-    const p = document.createElement('p');
-    p.className = 'muted';
-    p.textContent = state === 'submitted' ? 'Submitted. Your result is being calculated…' : 'Your result is being calculated…';
+    const p = mk('p', 'muted', state === 'submitted' ? 'Submitted. Your result is being calculated…' : 'Your result is being calculated…');
     nodes = [p];
   } else {
     el.result.dataset.state = 'submitted';
-    const p = document.createElement('p');
-    p.className = 'result__plain';
-    p.textContent = state === 'terminated' ? 'Your answers so far were submitted.' : 'Your answers were submitted.';
+    const p = mk('p', 'result__plain', state === 'terminated' ? 'Your answers so far were submitted.' : 'Your answers were submitted.');
     nodes = [p];
   }
   el.result.replaceChildren(...nodes);

@@ -3,7 +3,7 @@
 // API
 //   createFeed({ feed, feedEmpty }) -> { add(row, event, serverNow), clear() }
 
-import { mk } from './dom.js';
+import { mk } from '../lib/dom.js';
 import { feedEntry } from './present.js';
 import { FLASH_MS } from './rows.js';
 

@@ -14,7 +14,7 @@
 import { pauseAllRequest, pauseAllText, pauseRequest, resumeAllRequest, resumeAllText, resumeRequest } from './actions.js';
 import { createBanners } from './banners.js';
 import { createDialogs } from './dialogs.js';
-import { byId as $ } from './dom.js';
+import { byId as $ } from '../lib/dom.js';
 import { createFeed } from './feed.js';
 import { createLive } from './live.js';
 import { createSession } from './session.js';

@@ -10,7 +10,7 @@
 // flagged|question|left|events|actions">; the action buttons carry data-action="extend|pause|resume|
 // message|terminate" (the table's click handler reads them).
 
-import { mk } from './dom.js';
+import { mk } from '../lib/dom.js';
 import { leftCell, rowButtons, rowCells } from './present.js';
 
 export const FLASH_MS = 1700;

@@ -18,7 +18,7 @@
 //   table.viewOf(id) -> view | undefined
 //   table.examTotal            the exam's question count (rows without their own `total`)
 
-import { setText } from './dom.js';
+import { setText } from '../lib/dom.js';
 import { emptyText, shownText } from './present.js';
 import { ariaSort, counts, orderRows } from './state.js';
 import { createRowView, disposeRowView, flash, renderLeft, renderRow } from './rows.js';

@@ -1,4 +1,4 @@
-// Small DOM helpers of the dashboard's views.
+// Small DOM helpers both pages' views use. ES module.
 //
 // API
 //   byId(id) -> Element
