@@ -30,6 +30,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -102,12 +103,26 @@ def _answers(socket_path: Path, timeout: float = 0.5) -> bool:
         client.close()
 
 
-def die_with_parent() -> None:
-    """``preexec_fn``: the child gets SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG)."""
+def _find_prctl() -> Any:
     try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+# Looked up once, here: a ``preexec_fn`` runs in a child forked from a process
+# with threads (the supervisor's), where loading a library or importing a
+# module can hang on a lock another thread held at the fork.
+_PRCTL = _find_prctl()
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: the child gets SIGTERM when the thread that started it dies (PR_SET_PDEATHSIG).
+
+    It only calls a function resolved at import (no imports, no ``dlopen``).
+    """
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class EmbeddedRedis:

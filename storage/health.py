@@ -244,7 +244,16 @@ class Heartbeat:
         return True
 
     def start(self) -> None:
+        """Beat once on the caller's thread, then every ``interval_s`` from a daemon thread.
+
+        The first beat is the one that resolves the address and connects
+        (``getaddrinfo`` imports the IDNA codec the first time). Done here, the
+        thread never imports a module: Celery forks beat and pool processes
+        after its bootsteps start, and a child forked while another thread was
+        importing inherits that module's import lock held and hangs on it.
+        """
         if self._thread is None:
+            self.beat_once()
             self._thread = threading.Thread(target=self._run, name=f"heartbeat:{self.name}", daemon=True)
             self._thread.start()
 
@@ -261,10 +270,8 @@ class Heartbeat:
                 pass
 
     def _run(self) -> None:
-        while True:
+        while not self._stop.wait(self._interval):
             self.beat_once()
-            if self._stop.wait(self._interval):
-                return
 
 
 class BeatLock:
