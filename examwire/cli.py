@@ -26,7 +26,7 @@ from engine import ExamInvalid, parse_exam
 from engine.ids import EXAM_ID_RULE, is_exam_id
 
 from . import logs
-from .settings import Settings, SettingsError, redacted_url
+from .settings import Settings, SettingsError
 
 DEMO_EXAM = "demo-exam.json"
 

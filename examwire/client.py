@@ -16,7 +16,10 @@ dependencies only, so it works from a production install.
   passed to ``on_push``, awaited with ``wait_for``. Batches fill
   ``questions``; a proctor's snapshot and updates fill ``rows``.
 * ``ExamClient.resume(url)`` reconnects (any node) and resends every pending
-  request under its original id. Proctor ids are per connection, so a
+  request under its original id. The client keeps the loss evidence of its
+  attempt (docs/protocol.md, "Loss is detected, never silent"): ``acked``, the
+  highest id it saw acknowledged, and ``ticket``, the newest the server gave;
+  ``hello(evidence=True)`` (and ``resume``) send them once it was welcomed. Proctor ids are per connection, so a
   proctor's ``reconnect`` drops what was pending.
 * ``close_code``/``close_reason`` say how the connection ended and ``closed`` is
   set; a call waiting then raises ``Closed``, one out of time ``TimeoutError``.
@@ -97,6 +100,8 @@ class _Client:
         self.pending: dict[int, Message] = {}  # sent (or queued), not answered: id -> request
         self.replies: dict[int, Message] = {}  # ack/error received, not collected by reply() yet
         self.pushes: list[Message] = []
+        #: the highest request id acknowledged so far (an ``ack``, or a ``welcome``'s ``last_id``)
+        self.acked = 0
         self._taken: set[int] = set()  # positions in pushes already returned by wait_for
         self._tapped = 0  # wait_for calls waiting (keep=False keeps pushes only then)
         self.undecodable: list[Any] = []
@@ -115,11 +120,14 @@ class _Client:
 
     async def hello(self, *, timeout: Timeout = ...) -> Message:
         """Send ``hello`` (the token, if any: else header authentication) and return the ``welcome``."""
+        await self.send(self._hello())
+        return await self._wait(lambda: self.welcome, timeout, "welcome")
+
+    def _hello(self) -> Message:
         message: Message = {"t": "hello", "v": PROTOCOL_VERSION}
         if self.token is not None:
             message["token"] = self.token
-        await self.send(message)
-        return await self._wait(lambda: self.welcome, timeout, "welcome")
+        return message
 
     async def reconnect(self, url: str | None = None, *, timeout: Timeout = ...) -> Message:
         """``connect`` then ``hello``; returns the ``welcome``."""
@@ -188,6 +196,8 @@ class _Client:
         if t == "ack" or t == "error":
             rid = m.get("id")
             if type(rid) is int:
+                if t == "ack" and rid > self.acked:
+                    self.acked = rid
                 self.pending.pop(rid, None)
                 self.replies[rid] = m
                 if self._wakeup is not None:
@@ -357,18 +367,47 @@ class ExamClient(_Client):
     def __init__(self, url: str, token: str | None, **kw: Any) -> None:
         super().__init__(url, token, **kw)
         self.questions: dict[int, Message] = {}  # candidate index -> question, from every batch
+        #: the newest ``ticket`` (``welcome`` and ``time`` of a live attempt), sent back as it is
+        self.ticket: str | None = None
+        self._welcomed = False
+        self._evidence = False
 
     def _note(self, m: Message, t: Any) -> None:
         if t == "batch" and self.keep:
             for q in m.get("questions") or ():
                 self.questions[q["index"]] = q
-        elif t == "welcome" and type(last_id := m.get("last_id")) is int and last_id >= self.next_id:
-            self.next_id = last_id + 1
+            return
+        if (t == "time" or t == "welcome") and type(ticket := m.get("ticket")) is str:
+            self.ticket = ticket
+        if t == "welcome":
+            self._welcomed = True
+            if type(last_id := m.get("last_id")) is int:
+                self.acked = max(self.acked, last_id)
+                if last_id >= self.next_id:
+                    self.next_id = last_id + 1
+
+    def _hello(self) -> Message:
+        message = super()._hello()
+        if self._evidence and self._welcomed:  # only for an attempt this client was welcomed to
+            if self.acked:
+                message["acked"] = self.acked
+            if self.ticket is not None:
+                message["ticket"] = self.ticket
+        return message
+
+    async def hello(self, *, timeout: Timeout = ..., evidence: bool = False) -> Message:
+        """Send ``hello`` and return the ``welcome``; ``evidence``: with ``acked`` and ``ticket`` once welcomed before."""
+        self._evidence = evidence
+        try:
+            return await super().hello(timeout=timeout)
+        finally:
+            self._evidence = False
 
     async def resume(self, url: str | None = None, *, timeout: Timeout = ...) -> tuple[Message, list[Message]]:
-        """Reconnect (to ``url`` or the same one), ``hello``, and resend every pending request
-        under its original id, in id order. Returns the ``welcome`` and their replies, in id order."""
-        welcome = await self.reconnect(url, timeout=timeout)
+        """Reconnect (to ``url`` or the same one), ``hello`` with the loss evidence, and resend every
+        pending request under its original id, in id order. Returns the ``welcome`` and their replies, in id order."""
+        await self.connect(url)
+        welcome = await self.hello(timeout=timeout, evidence=True)
         resend = [self.pending[i] for i in sorted(self.pending)]
         for m in resend:
             await self.send(m)

@@ -17,7 +17,6 @@ import json
 import time
 from typing import Any, Callable
 
-import jwt
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect

@@ -82,6 +82,8 @@ def test_resume_resends_pending_requests_under_their_ids(make_node: Any, put_exa
         await c.hello()
         await c.start()
         applied = await c.answer("x01", "c")
+        # the loss evidence it will resume with: the highest id acknowledged, the newest ticket
+        assert c.acked == 2 and isinstance(c.ticket, str) and c.ticket == [m for m in c.pushes if m["t"] == "time"][-1]["ticket"]
         c.pending[2] = {"t": "answer", "id": 2, "q": "x01", "value": "c"}  # its ack "lost", as after a drop
         await c.abort()
         assert c.closed.is_set() and c.close_code == 1006
@@ -94,14 +96,16 @@ def test_resume_resends_pending_requests_under_their_ids(make_node: Any, put_exa
         assert welcome["last_id"] == 2 and welcome["answers"] == {"x01": "c"}
         assert [(r["t"], r["id"], r.get("dup", False)) for r in replies] == [
             ("ack", 2, True), ("ack", 3, False), ("ack", 4, False), ("ack", 5, False)]
-        assert c.pending == {} and c.next_id == 6
+        assert c.pending == {} and c.next_id == 6 and c.acked == 5
         assert (await c.answer("x05", "c"))["id"] == 6
         await c.close()
 
         # a fresh client of the same candidate learns last_id from the welcome
         d = ExamClient(attempt_url(a.ws_url, EXAM), make_token("bob", exams=[EXAM]), encoding=encoding)
         await d.connect()
-        assert (await d.hello())["answers"] == {f"x0{i}": "c" for i in range(1, 6)} and d.next_id == 7
+        # never welcomed: a hello with evidence asked for carries none (it would be another client's word)
+        assert (await d.hello(evidence=True))["answers"] == {f"x0{i}": "c" for i in range(1, 6)} and d.next_id == 7
+        assert d.acked == 6  # the welcome's last_id
         await d.close()
 
     arun(scenario())

@@ -6,13 +6,20 @@ prometheus.yml) and any rule files beside it, starts ``prometheus`` on a free
 ``Prometheus.query(promql)`` runs an instant query over the HTTP API
 (``/api/v1/query``), ``Prometheus.api(path)`` any other GET. Stopped (SIGTERM,
 then SIGKILL) by the fixture's teardown.
+
+``worker_with_exporter(...)`` is an ``examwire worker --beat`` whose exporter
+listens on a port of its own (``EXAMWIRE_WORKER_METRICS_PORT``).
+
+``scrape(url)`` reads one exporter's ``/metrics`` into ``{name + labels as
+JSON: value}`` (``'examwire_connections{"role": "proctor"}'``), with
+prometheus_client's own parser.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-import time
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,10 +29,30 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from testkit import free_port, tail, wait_until
+from prometheus_client.parser import text_string_to_metric_families
+
+from testkit import free_port, http_json, node_env, tail, wait_until
 from tests.conftest import require_tool
+from tests.tasks.conftest import FAST, Worker
 
 HOW = ".ci/run installs Debian's prometheus package (apt-get install prometheus), which has promtool too"
+
+
+def worker_with_exporter(root: Path, *, redis_url: str, secrets: Any, db: Path, port: int, concurrency: int = 1) -> Worker:
+    """A started ``examwire worker --beat`` (prefork, ``concurrency`` children) on ``redis_url``, writing to ``db``."""
+    return Worker(
+        [sys.executable, "-m", "examwire", "worker", "--beat", "--concurrency", str(concurrency), "--data-dir", str(root / "w"),
+         "--loglevel", "INFO"],
+        node_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret,
+                 EXAMWIRE_SQLITE_PATH=str(db), EXAMWIRE_WORKER_METRICS_PORT=str(port), **FAST),
+        root / "worker.log",
+    )  # fmt: skip
+
+
+def scrape(url: str) -> dict[str, float]:
+    status, text = http_json("GET", url)
+    assert status == 200, (status, text)
+    return {s.name + json.dumps(s.labels, sort_keys=True): s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
 class Prometheus:

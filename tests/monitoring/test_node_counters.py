@@ -3,23 +3,21 @@ limits, proctor updates, and the scrape-time gauges of open connections and live
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from examwire.client import ExamClient, ProctorClient, attempt_url, proctor_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, http_json, wait_until
+from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, wait_until
+
+from . import conftest
 
 EXAM = "counted"
 
 
 def scrape(node: Any) -> dict[str, float]:
-    status, text = http_json("GET", f"{node.base_url}/metrics")
-    assert status == 200
-    return {s.name + json.dumps(s.labels, sort_keys=True): s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    return conftest.scrape(f"{node.base_url}/metrics")
 
 
 def test_connection_counters(make_node, put_exam, make_token, arun) -> None:

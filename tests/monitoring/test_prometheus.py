@@ -28,7 +28,6 @@ import copy
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,8 +35,9 @@ from typing import Any
 import yaml
 
 from examwire.client import ExamClient, attempt_url
-from testkit import REPO_ROOT, SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, node_env, wait_until
-from tests.tasks.conftest import FAST, Worker
+from testkit import REPO_ROOT, SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, wait_until
+
+from .conftest import worker_with_exporter
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "examwire.json"
@@ -107,13 +107,7 @@ def test_prometheus_scrapes_nodes_and_worker_and_the_rules_hold(
     node_b = make_node(EXAMWIRE_SQLITE_PATH=str(results_db), EXAMWIRE_METRICS_PORT=str(side_port), **FAST_METRICS)
     put_exam(node_a, {**SAMPLE_EXAM, "id": EXAM_ID})
     worker_port = free_port()
-    worker = Worker(
-        [sys.executable, "-m", "examwire", "worker", "--beat", "--concurrency", "2", "--data-dir", str(tmp_path / "w"),
-         "--loglevel", "INFO"],
-        node_env(EXAMWIRE_REDIS_URL=redis_url, EXAMWIRE_JWT_SECRET=secrets.jwt_secret, EXAMWIRE_SECRET=secrets.secret,
-                 EXAMWIRE_SQLITE_PATH=str(results_db), EXAMWIRE_WORKER_METRICS_PORT=str(worker_port), **FAST),
-        tmp_path / "worker.log",
-    )  # fmt: skip
+    worker = worker_with_exporter(tmp_path, redis_url=redis_url, secrets=secrets, db=results_db, port=worker_port, concurrency=2)
     try:
         engines = [f"127.0.0.1:{node_a.port}", f"127.0.0.1:{side_port}"]
         config = {

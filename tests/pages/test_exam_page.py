@@ -14,7 +14,7 @@ import asyncio
 import re
 from typing import Any
 
-from examwire.client import ExamClient, ProctorClient
+from examwire.client import ProctorClient
 from tests.e2e.conftest import make_exam, right, wrong
 from tests.pages.exam_support import (
     FrameLog,

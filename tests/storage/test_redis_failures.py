@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from pathlib import Path
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
