@@ -3,7 +3,9 @@
 For the failover tests and the replicated-ack benchmark: ``RedisProcess``
 runs a ``redis-server`` (optionally ``replicaof`` another), ``SentinelProcess``
 a ``redis-sentinel`` watching one primary under a service name, with the
-short ``down-after-milliseconds`` and ``failover-timeout`` a test wants.
+short ``down-after-milliseconds`` and ``failover-timeout`` a test wants (or a
+configuration given whole), ``CommandProcess`` a ``redis-server`` command line
+taken from a deployment file.
 ``resp`` is a minimal RESP client (standard library only, like all of
 ``testkit``) for the few commands a test sends to set up and watch them.
 Every process dies with the thread that started it (``PR_SET_PDEATHSIG``).
@@ -164,6 +166,18 @@ class RedisProcess(_Process):
             time.sleep(0.05)
 
 
+class CommandProcess(RedisProcess):
+    """A ``redis-server`` command line as given (a deployment file's), listening on ``port``; ``--logfile`` is added."""
+
+    def __init__(self, workdir: Path, argv: list[str], port: int) -> None:
+        _Process.__init__(self, workdir, port)
+        self.argv = argv
+
+    def start(self) -> "CommandProcess":
+        self._spawn([shutil.which(self.argv[0]) or self.argv[0], *self.argv[1:], "--logfile", str(self.log_path)])
+        return self
+
+
 class SentinelProcess(_Process):
     """``redis-sentinel`` watching the primary at ``primary_port`` as ``service``.
 
@@ -175,8 +189,12 @@ class SentinelProcess(_Process):
 
     def __init__(self, workdir: Path, port: int | None = None, *, primary_port: int, service: str = "examwire",
                  quorum: int = 2, down_after_ms: int = 1000, failover_timeout_ms: int = 3000,
-                 executable: str = "redis-sentinel") -> None:  # fmt: skip
+                 executable: str = "redis-sentinel", conf: str | None = None, args: tuple[str, ...] = ()) -> None:  # fmt: skip
+        """``conf``: a configuration to run instead of the one built from the other arguments (its ``port``
+        must be ``port``); ``args``: more of the command line (``--sentinel announce-ip ...``)."""
         super().__init__(workdir, port)
+        self.conf = conf
+        self.args = args
         self.primary_port = primary_port
         self.service = service
         self.quorum = quorum
@@ -187,6 +205,10 @@ class SentinelProcess(_Process):
     def start(self) -> "SentinelProcess":
         conf = self.workdir / f"sentinel-{self.port}.conf"  # sentinel rewrites its config: one file each
         self.workdir.mkdir(parents=True, exist_ok=True)
+        if self.conf is not None:
+            conf.write_text(f"{self.conf}\nlogfile {self.log_path}\n")
+            self._spawn([shutil.which(self.executable) or self.executable, str(conf), *self.args])
+            return self
         conf.write_text("\n".join([
             f"port {self.port}",
             "bind 127.0.0.1",
