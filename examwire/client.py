@@ -19,8 +19,9 @@ dependencies only, so it works from a production install.
   request under its original id. The client keeps the loss evidence of its
   attempt (docs/protocol.md, "Loss is detected, never silent"): ``acked``, the
   highest id it saw acknowledged, and ``ticket``, the newest the server gave;
-  ``hello(evidence=True)`` (and ``resume``) send them once it was welcomed. Proctor ids are per connection, so a
-  proctor's ``reconnect`` drops what was pending.
+  ``hello(evidence=True)`` and ``resume`` send them once it was welcomed.
+  Proctor ids are per connection, so a proctor's ``reconnect`` drops what
+  was pending.
 * ``close_code``/``close_reason`` say how the connection ended and ``closed`` is
   set; a call waiting then raises ``Closed``, one out of time ``TimeoutError``.
 
@@ -120,14 +121,14 @@ class _Client:
 
     async def hello(self, *, timeout: Timeout = ...) -> Message:
         """Send ``hello`` (the token, if any: else header authentication) and return the ``welcome``."""
-        await self.send(self._hello())
-        return await self._wait(lambda: self.welcome, timeout, "welcome")
+        return await self._hello({}, timeout)
 
-    def _hello(self) -> Message:
+    async def _hello(self, extra: Message, timeout: Timeout) -> Message:
         message: Message = {"t": "hello", "v": PROTOCOL_VERSION}
         if self.token is not None:
             message["token"] = self.token
-        return message
+        await self.send({**message, **extra})
+        return await self._wait(lambda: self.welcome, timeout, "welcome")
 
     async def reconnect(self, url: str | None = None, *, timeout: Timeout = ...) -> Message:
         """``connect`` then ``hello``; returns the ``welcome``."""
@@ -370,7 +371,6 @@ class ExamClient(_Client):
         #: the newest ``ticket`` (``welcome`` and ``time`` of a live attempt), sent back as it is
         self.ticket: str | None = None
         self._welcomed = False
-        self._evidence = False
 
     def _note(self, m: Message, t: Any) -> None:
         if t == "batch" and self.keep:
@@ -386,22 +386,15 @@ class ExamClient(_Client):
                 if last_id >= self.next_id:
                     self.next_id = last_id + 1
 
-    def _hello(self) -> Message:
-        message = super()._hello()
-        if self._evidence and self._welcomed:  # only for an attempt this client was welcomed to
-            if self.acked:
-                message["acked"] = self.acked
-            if self.ticket is not None:
-                message["ticket"] = self.ticket
-        return message
+    def evidence(self) -> Message:
+        """What a ``hello`` says it had: ``acked`` and ``ticket``, once this client was welcomed to the attempt."""
+        if not self._welcomed:
+            return {}
+        return {**({"acked": self.acked} if self.acked else {}), **({"ticket": self.ticket} if self.ticket else {})}
 
     async def hello(self, *, timeout: Timeout = ..., evidence: bool = False) -> Message:
-        """Send ``hello`` and return the ``welcome``; ``evidence``: with ``acked`` and ``ticket`` once welcomed before."""
-        self._evidence = evidence
-        try:
-            return await super().hello(timeout=timeout)
-        finally:
-            self._evidence = False
+        """Send ``hello`` and return the ``welcome``; ``evidence``: with ``evidence()``."""
+        return await self._hello(self.evidence() if evidence else {}, timeout)
 
     async def resume(self, url: str | None = None, *, timeout: Timeout = ...) -> tuple[Message, list[Message]]:
         """Reconnect (to ``url`` or the same one), ``hello`` with the loss evidence, and resend every

@@ -104,8 +104,9 @@ def test_resume_resends_pending_requests_under_their_ids(make_node: Any, put_exa
         d = ExamClient(attempt_url(a.ws_url, EXAM), make_token("bob", exams=[EXAM]), encoding=encoding)
         await d.connect()
         # never welcomed: a hello with evidence asked for carries none (it would be another client's word)
+        assert d.evidence() == {}
         assert (await d.hello(evidence=True))["answers"] == {f"x0{i}": "c" for i in range(1, 6)} and d.next_id == 7
-        assert d.acked == 6  # the welcome's last_id
+        assert d.acked == 6 and d.evidence()["acked"] == 6  # the welcome's last_id
         await d.close()
 
     arun(scenario())
