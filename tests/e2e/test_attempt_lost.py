@@ -194,6 +194,37 @@ def test_without_a_ticket_the_lost_attempt_is_held_until_a_proctor_resumes_it(
     assert [line["clock"] for line in lost_lines(node)] == ["held"]
 
 
+def test_a_ticket_that_is_not_this_attempts_own_counts_as_none(make_node, put_exam, make_token, kit, arun, redis_url):
+    """Another attempt's ticket (validly signed) or a changed one gives no clock: the lost attempt is held, not timed."""
+    node = make_node()
+    q, _, ws = exam_for(node, put_exam, make_token, kit, "forged", 2, user="ann")
+
+    async def taker(user: str) -> ExamClient:
+        c = ExamClient(ws, make_token(user, exams=["forged"]), reply_timeout=10)
+        await c.connect()
+        await c.hello()
+        await c.start()
+        assert (await c.answer("x01", kit.right(q["x01"])))["t"] == "ack"
+        await c.close()
+        return c
+
+    async def scenario() -> list[dict[str, Any]]:
+        ann, bob, cy = [await taker(u) for u in ("ann", "bob", "cy")]
+        redis.Redis.from_url(redis_url).flushall()
+        own = newest_ticket(cy)
+        assert own is not None and newest_ticket(ann) is not None
+        changed = own[:-1] + ("0" if own[-1] != "0" else "1")  # one character of its signature
+        return [await resume(ws, bob, acked=acked_ids(bob), ticket=newest_ticket(ann)),
+                await resume(ws, cy, acked=acked_ids(cy), ticket=changed)]  # fmt: skip
+
+    welcomes = arun(scenario(), timeout=60)
+    for welcome in welcomes:
+        assert welcome.get("lost") is True and welcome["state"] == "paused", welcome  # held until a proctor acts
+        assert welcome["remaining_ms"] == DURATION_S * 1000, welcome
+    lines = lost_lines(node)
+    assert sorted((x["user"], x["ticket"], x["clock"]) for x in lines) == [("bob", "invalid", "held"), ("cy", "invalid", "held")], lines
+
+
 def test_a_store_behind_the_client_is_reported_and_the_acked_ids_stay_used(make_node, put_exam, make_token, kit, arun, redis_url):
     """A failover that missed the last writes: the attempt is there, with less than the client saw acknowledged."""
     node = make_node()
