@@ -46,8 +46,9 @@ import secrets as _secrets
 import sys
 import time
 import types
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jwt
 import pytest
@@ -172,6 +173,25 @@ def arun() -> Callable[..., Any]:
         return asyncio.run(guarded())
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def keeper() -> Iterator[Callable[..., Any]]:
+    """``await keeper(fn, *args)``: run a blocking call on one thread that lives as long as the session.
+
+    For starting, from inside a coroutine, a process that dies with the thread
+    that started it (``PR_SET_PDEATHSIG``: ``EmbeddedRedis``, the processes of
+    ``testkit.redis_topology``). ``asyncio.to_thread``'s threads end with
+    ``arun``'s event loop, and such a child with them: a Redis restarted that
+    way is gone moments after the scenario returns.
+    """
+    pool = ThreadPoolExecutor(1, thread_name_prefix="keeper")
+
+    async def run(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+    yield run
+    pool.shutdown(wait=True)
 
 
 @pytest.fixture

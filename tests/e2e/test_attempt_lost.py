@@ -73,7 +73,7 @@ def exam_for(node, put_exam, make_token, kit, exam_id: str, questions: int, *, u
 
 
 def test_redis_restarted_without_persistence_the_loss_is_detected_reported_and_repaired(
-    tmp_path, make_node, put_exam, make_token, kit, http_json, arun
+    tmp_path, make_node, put_exam, make_token, kit, http_json, arun, keeper
 ):
     server = EmbeddedRedis(tmp_path / "redis", appendonly=False)  # and --save "": a restart keeps nothing
     url = server.start()
@@ -95,7 +95,7 @@ def test_redis_restarted_without_persistence_the_loss_is_detected_reported_and_r
 
             await c.close()
             await asyncio.to_thread(server.stop)
-            await asyncio.to_thread(server.start)  # empty: no AOF, no RDB
+            await keeper(server.start)  # empty: no AOF, no RDB
             await asyncio.to_thread(
                 wait_until, lambda: http_json("GET", f"{node.base_url}/readyz")[0] == 200, 20, "the node ready again"
             )

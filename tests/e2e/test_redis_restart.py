@@ -26,7 +26,8 @@ from tests.e2e.client import ConnectionClosedByServer, ExamClient, ProtocolError
 from testkit import wait_until
 
 
-def test_a_redis_restart_loses_nothing_acknowledged_and_refuses_what_it_cannot_take(tmp_path, make_node, put_exam, make_token, kit, http_json, arun):
+def test_a_redis_restart_loses_nothing_acknowledged_and_refuses_what_it_cannot_take(tmp_path, make_node, put_exam, make_token, kit, http_json, arun,
+                                                                                  keeper):
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     url = server.start()
     try:
@@ -49,7 +50,7 @@ def test_a_redis_restart_loses_nothing_acknowledged_and_refuses_what_it_cannot_t
             status, ready = await asyncio.to_thread(http_json, "GET", f"{node.base_url}/readyz")
             closed = await hello_close(attempt_url(node.ws_url, "restart"), make_token("bob", exams=["restart"]))
 
-            await asyncio.to_thread(server.start)
+            await keeper(server.start)
             await asyncio.to_thread(
                 wait_until, lambda: http_json("GET", f"{node.base_url}/readyz")[0] == 200, 20, "the node ready again"
             )
@@ -87,7 +88,7 @@ PAUSE_S = 5.0
 
 
 def test_a_redis_restart_costs_candidates_a_short_pause_not_a_1011(tmp_path, make_node, put_exam, make_token, kit, arun,
-                                                                   secrets):
+                                                                   secrets, keeper):
     """Issue 15, defect 4: after a restart every pooled connection is dead; each is replaced and the request retried.
 
     60 candidates keep answering (each waits for its ack, then sends the next) while Redis
@@ -167,7 +168,7 @@ def test_a_redis_restart_costs_candidates_a_short_pause_not_a_1011(tmp_path, mak
 
             joining = asyncio.gather(*(newcomer(i) for i in range(NEWCOMERS)))
             await asyncio.sleep(DOWN_S)
-            await asyncio.to_thread(server.start)  # the same socket, the same data
+            await keeper(server.start)  # the same socket, the same data
             restarted.set()
             new = await joining
             joined_s = time.monotonic() - t0

@@ -26,7 +26,7 @@ def RedisProcess(*args, **kwargs) -> _RedisProcess:  # noqa: N802 - the class, w
     return _RedisProcess(*args, executable=find_redis_server(), **kwargs)
 
 
-def test_nothing_is_acknowledged_before_a_replica_has_it(tmp_path, make_node, put_exam, make_token, kit, arun, secrets):
+def test_nothing_is_acknowledged_before_a_replica_has_it(tmp_path, make_node, put_exam, make_token, kit, arun, secrets, keeper):
     primary = RedisProcess(tmp_path / "redis").start()
     replica = RedisProcess(tmp_path / "redis", replica_of=primary.port).start()
     try:
@@ -52,7 +52,7 @@ def test_nothing_is_acknowledged_before_a_replica_has_it(tmp_path, make_node, pu
             on_primary = await asyncio.to_thread(resp, primary.port, "HGET", answers_key, "x02")
             repeat_refused = await c.request("answer", id=refused["id"], q="x02", value=2)
             newcomer = await hello_close(url, make_token("bob", exams=["repl"]))
-            await asyncio.to_thread(replica.start)
+            await keeper(replica.start)
             await asyncio.to_thread(primary.wait_replicas, 1)
             repeat = await c.request("answer", id=refused["id"], q="x02", value=2)
             after = await c.answer("x03", 3)

@@ -70,3 +70,28 @@ def test_die_with_parent_sets_the_death_signal_of_the_process_it_runs_in() -> No
     assert out.returncode == 0, out.stderr
     before, after, sigterm = map(int, out.stdout.split())
     assert (before, after) == (0, sigterm)
+
+
+def test_the_death_signal_follows_the_thread_that_started_it(tmp_path: Path, keeper) -> None:
+    """``PR_SET_PDEATHSIG`` fires when the starting *thread* ends: a Redis started by ``asyncio.to_thread`` is gone
+    once the event loop's executor shuts down; one started through the ``keeper`` fixture's lasting thread stays."""
+    import asyncio
+    import time
+
+    transient = EmbeddedRedis(tmp_path / "t", appendonly=False)
+    kept = EmbeddedRedis(tmp_path / "k", appendonly=False)
+
+    async def start_both() -> None:
+        await asyncio.to_thread(transient.start)
+        await keeper(kept.start)
+
+    try:
+        asyncio.run(start_both())  # its executor's threads end here
+        deadline = time.monotonic() + 10
+        while transient.proc is not None and transient.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert transient.proc is not None and transient.proc.poll() is not None  # SIGTERM'd with its thread
+        assert kept.proc is not None and kept.proc.poll() is None and kept.socket_path.exists()
+    finally:
+        transient.stop()
+        kept.stop()

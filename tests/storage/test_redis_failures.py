@@ -66,7 +66,7 @@ async def _started(store: RedisAttempts, exam: engine.Exam, user: str = "u1") ->
     return started
 
 
-def test_a_lost_connection_is_replaced_and_the_command_retried_within_the_budget(tmp_path):
+def test_a_lost_connection_is_replaced_and_the_command_retried_within_the_budget(tmp_path, keeper):
     server = RedisProcess(tmp_path, appendonly=True).start()
     try:
         async def go() -> dict[str, float]:
@@ -83,7 +83,7 @@ def test_a_lost_connection_is_replaced_and_the_command_retried_within_the_budget
                 with pytest.raises(RedisConnectionError):  # no retry: fails at once
                     await quick.ping()
                 no_retry_s = time.monotonic() - t0
-                await asyncio.to_thread(server.start)
+                await keeper(server.start)
                 assert await asyncio.wait_for(pending, 5) == 2  # sent again once Redis was back, on a new connection
                 await asyncio.to_thread(server.kill)
                 t0 = time.monotonic()
@@ -164,7 +164,7 @@ def test_every_script_is_listed_with_why_it_is_safe_to_run_twice():
     assert listed == {p.stem for p in LUA_DIR.glob("*.lua")}
 
 
-def test_scripts_are_loaded_again_after_a_restart(tmp_path):
+def test_scripts_are_loaded_again_after_a_restart(tmp_path, keeper):
     server = RedisProcess(tmp_path, appendonly=True).start()
     try:
         async def go() -> None:
@@ -173,7 +173,7 @@ def test_scripts_are_loaded_again_after_a_restart(tmp_path):
             exam = _exam()
             snap = await _started(store, exam)
             await asyncio.to_thread(server.stop)
-            await asyncio.to_thread(server.start)  # the AOF keeps the data, not the script cache
+            await keeper(server.start)  # the AOF keeps the data, not the script cache
             assert resp(server.port, "SCRIPT", "EXISTS", "0" * 40) == [0]
             got = await store.commit(snap, _answer(snap, exam, 2, 0))
             assert isinstance(got, Snapshot) and got.ver == snap.ver + 1
@@ -184,7 +184,7 @@ def test_scripts_are_loaded_again_after_a_restart(tmp_path):
         server.kill()
 
 
-def test_with_replicas_required_nothing_returns_before_a_replica_has_it(tmp_path):
+def test_with_replicas_required_nothing_returns_before_a_replica_has_it(tmp_path, keeper):
     primary = RedisProcess(tmp_path).start()
     replica = RedisProcess(tmp_path, replica_of=primary.port).start()
     try:
@@ -215,7 +215,7 @@ def test_with_replicas_required_nothing_returns_before_a_replica_has_it(tmp_path
             with pytest.raises(NotReplicated):
                 await store.claim(aid, "c2")
 
-            await asyncio.to_thread(replica.start)
+            await keeper(replica.start)
             await asyncio.to_thread(primary.wait_replicas, 1)
             await store.confirm()  # the repeat can be acknowledged now: the replica has request 3
             assert int(resp(replica.port, "HGET", keys.attempt(aid), "last_id")) == 3
