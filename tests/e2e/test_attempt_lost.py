@@ -72,6 +72,18 @@ def exam_for(node, put_exam, make_token, kit, exam_id: str, questions: int, *, u
     return {x["id"]: x for x in exam["questions"]}, make_token(user, exams=[exam_id]), attempt_url(node.ws_url, exam_id)
 
 
+async def answered(ws: str, token: str, kit: Any, q: dict[str, Any], *qids: str) -> ExamClient:
+    """A candidate who started, had ``qids`` acknowledged (right answers) and closed; its ``welcome`` names the attempt."""
+    c = ExamClient(ws, token, reply_timeout=10)
+    await c.connect()
+    await c.hello()
+    await c.start()
+    for qid in qids:
+        assert (await c.answer(qid, kit.right(q[qid])))["t"] == "ack"
+    await c.close()
+    return c
+
+
 def test_redis_restarted_without_persistence_the_loss_is_detected_reported_and_repaired(
     tmp_path, make_node, put_exam, make_token, kit, http_json, arun, keeper
 ):
@@ -199,17 +211,8 @@ def test_a_ticket_that_is_not_this_attempts_own_counts_as_none(make_node, put_ex
     node = make_node()
     q, _, ws = exam_for(node, put_exam, make_token, kit, "forged", 2, user="ann")
 
-    async def taker(user: str) -> ExamClient:
-        c = ExamClient(ws, make_token(user, exams=["forged"]), reply_timeout=10)
-        await c.connect()
-        await c.hello()
-        await c.start()
-        assert (await c.answer("x01", kit.right(q["x01"])))["t"] == "ack"
-        await c.close()
-        return c
-
     async def scenario() -> list[dict[str, Any]]:
-        ann, bob, cy = [await taker(u) for u in ("ann", "bob", "cy")]
+        ann, bob, cy = [await answered(ws, make_token(u, exams=["forged"]), kit, q, "x01") for u in ("ann", "bob", "cy")]
         redis.Redis.from_url(redis_url).flushall()
         own = newest_ticket(cy)
         assert own is not None and newest_ticket(ann) is not None
@@ -231,16 +234,10 @@ def test_a_store_behind_the_client_is_reported_and_the_acked_ids_stay_used(make_
     q, token, ws = exam_for(node, put_exam, make_token, kit, "behind", 3, user="cy")
 
     async def scenario() -> dict[str, Any]:
-        c = ExamClient(ws, token, reply_timeout=10)
-        await c.connect()
-        first = await c.hello()
-        await c.start()
-        await c.answer("x01", kit.right(q["x01"]))
-        await c.answer("x02", kit.right(q["x02"]))
-        await c.close()
+        c = await answered(ws, token, kit, q, "x01", "x02")
         # the copy Redis kept missed the second answer
         r = redis.Redis.from_url(redis_url)
-        aid = first["attempt"]
+        aid = c.welcome["attempt"]
         r.hset(keys.attempt(aid), "last_id", 2)
         r.hdel(keys.answers(aid), "x02")
         welcome = await resume(ws, c, acked=3, ticket=newest_ticket(c))

@@ -28,7 +28,7 @@ from websockets.asyncio.client import connect
 from examwire.client import ExamClient, ProctorClient, attempt_url, proctor_url
 from storage import keys
 from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, free_port, make_exam, wait_until
-from tests.tasks.conftest import store_rows
+from tests.tasks.conftest import finish, store_rows
 
 from .conftest import scrape, worker_with_exporter
 
@@ -214,15 +214,6 @@ def test_a_worker_counts_dead_letters_and_a_locked_store(
     url = f"http://127.0.0.1:{port}/metrics"
     r = redis_sync.Redis.from_url(redis_url, decode_responses=True)
 
-    async def finish(user: str) -> str:
-        c = ExamClient(attempt_url(node.ws_url, EXAM), make_token(user, exams=[EXAM]), reply_timeout=10)
-        await c.connect()
-        await c.hello()
-        await c.start()
-        await c.submit()
-        await c.close()
-        return c.welcome["attempt"]
-
     try:
         wait_until(lambda: _answers(url), 30, lambda: "the worker's exporter\n" + worker.log())
         # records the store will never take (what a node of a broken build could write)
@@ -237,7 +228,7 @@ def test_a_worker_counts_dead_letters_and_a_locked_store(
         lock = sqlite3.connect(db, isolation_level=None, timeout=30)
         lock.execute("BEGIN EXCLUSIVE")
         try:
-            attempt = arun(finish("locked-out"))
+            attempt = arun(finish(node, make_token("locked-out", exams=[EXAM]), EXAM))
             wait_until(lambda: scrape(url).get("examwire_worker_store_unavailable_total{}", 0) >= 1, 60,
                        lambda: "a drain finding the store locked\n" + worker.log())  # fmt: skip
         finally:

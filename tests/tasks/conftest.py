@@ -22,6 +22,7 @@ from typing import Any, Callable
 import pytest
 
 import testkit
+from examwire.client import ExamClient, attempt_url
 from tests.conftest import REPO_ROOT
 
 FAST = {
@@ -119,3 +120,18 @@ def store_rows(db: Path) -> list[tuple[str, str, Any]]:
 @pytest.fixture(name="store_rows")
 def store_rows_fixture() -> Callable[[Path], list[tuple[str, str, Any]]]:
     return store_rows
+
+
+async def finish(node: Any, token: str, exam_id: str) -> str:
+    """One candidate of the sample exam on ``node``: start, answer q1 right, submit (each acknowledged); the attempt id."""
+    c = ExamClient(attempt_url(node.ws_url, exam_id), token, reply_timeout=20)
+    await c.connect()
+    try:
+        await c.hello()
+        assert (await c.start())["t"] == "ack"
+        assert (await c.answer("q1", testkit.SAMPLE_RIGHT_ANSWERS["q1"]))["t"] == "ack"
+        assert (await c.submit())["t"] == "ack"
+    finally:
+        await c.close()
+    assert c.welcome is not None
+    return c.welcome["attempt"]

@@ -18,10 +18,9 @@ import redis as redis_sync
 
 from storage import keys
 from tests.conftest import REPO_ROOT
-from examwire.client import ExamClient, attempt_url
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, clean_env, http_json, json_events, run_examwire, wait_until
+from testkit import SAMPLE_EXAM, clean_env, http_json, json_events, run_examwire, wait_until
 
-from .conftest import FAST, store_rows
+from .conftest import FAST, finish, store_rows
 
 
 def _ready(node) -> dict[str, Any]:
@@ -30,15 +29,7 @@ def _ready(node) -> dict[str, Any]:
 
 
 async def _finish(node, make_token, user: str, exam_id: str = "health") -> str:
-    c = ExamClient(attempt_url(node.ws_url, exam_id), make_token(user, exams=[exam_id]), reply_timeout=15)
-    await c.connect()
-    await c.hello()
-    assert (await c.start())["t"] == "ack"
-    assert (await c.answer("q1", SAMPLE_RIGHT_ANSWERS["q1"]))["t"] == "ack"
-    assert (await c.submit())["t"] == "ack"
-    await c.close()
-    return c.welcome["attempt"]
-
+    return await finish(node, make_token(user, exams=[exam_id]), exam_id)
 
 
 def _cli_env(redis_url: str, secrets: Any, results_db, **extra: str) -> dict[str, str]:

@@ -10,13 +10,12 @@ stored too: every client of the worker followed the failover.
 
 from __future__ import annotations
 
-from examwire.client import ExamClient, attempt_url
 from storage import keys
-from testkit import SAMPLE_EXAM, SAMPLE_RIGHT_ANSWERS, wait_until
+from testkit import SAMPLE_EXAM, wait_until
 from testkit.redis_topology import RedisProcess, SentinelProcess, resp
 from tests.conftest import require_tool
 
-from .conftest import store_rows
+from .conftest import finish, store_rows
 
 
 def test_a_worker_behind_sentinels_persists_results_before_and_after_a_failover(
@@ -38,17 +37,7 @@ def test_a_worker_behind_sentinels_persists_results_before_and_after_a_failover(
         stop_first += [worker, node]
         put_exam(node, {**SAMPLE_EXAM, "id": "sent"})
 
-        async def finish(user: str) -> str:
-            c = ExamClient(attempt_url(node.ws_url, "sent"), make_token(user, exams=["sent"]), reply_timeout=20)
-            await c.connect()
-            await c.hello()
-            assert (await c.start())["t"] == "ack"
-            assert (await c.answer("q1", SAMPLE_RIGHT_ANSWERS["q1"]))["t"] == "ack"
-            assert (await c.submit())["t"] == "ack"
-            await c.close()
-            return c.welcome["attempt"]
-
-        first = arun(finish("before"), timeout=30)
+        first = arun(finish(node, make_token("before", exams=["sent"]), "sent"), timeout=30)
         wait_until(lambda: first in {a for a, _, _ in store_rows(results_db)}, 30, lambda: "the first result stored\n" + worker.log())
         assert resp(primary.port, "ZCARD", keys.WORKERS) >= 1  # the heartbeat went to the primary through the sentinel
 
@@ -56,7 +45,7 @@ def test_a_worker_behind_sentinels_persists_results_before_and_after_a_failover(
         wait_until(lambda: sentinel.primary() == replica.port, 15, "the replica promoted")
         seconds, micros = resp(replica.port, "TIME")
         promoted_ms = int(seconds) * 1000 + int(micros) // 1000
-        second = arun(finish("after"), timeout=30)
+        second = arun(finish(node, make_token("after", exams=["sent"]), "sent"), timeout=30)
         wait_until(lambda: second in {a for a, _, _ in store_rows(results_db)}, 45,
                    lambda: "the result finished after the failover stored\n" + worker.log())  # fmt: skip
 
